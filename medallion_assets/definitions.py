@@ -1,0 +1,28 @@
+"""The Definitions of the code location: assets, checks, jobs and resources."""
+
+from dagster import Definitions, in_process_executor
+
+from medallion_assets.bronze.assets import bronze_assets
+from medallion_assets.gold.assets import gold_assets
+from medallion_assets.jobs import ingest_job, medallion_job
+from medallion_assets.raw.assets import raw_assets
+from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.silver.assets import silver_assets
+
+all_assets = [*raw_assets, *bronze_assets, *silver_assets, *gold_assets]
+
+resources = {
+    "spark": SparkResource(),
+    "kafka": KafkaResource(),
+    "warehouse": WarehouseResource(),
+}
+
+# Every step runs in the run's process, so one run starts one JVM and one Spark session.
+defs = Definitions(
+    assets=all_assets,
+    jobs=[ingest_job, medallion_job],
+    resources=resources,
+    executor=in_process_executor,
+)

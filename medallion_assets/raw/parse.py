@@ -1,0 +1,74 @@
+"""Kafka records -> raw rows: one row per record, parsed fields typed, bad input explained.
+
+A field whose JSON value does not fit its type is null and named in `parse_error`; the record
+keeps its day when `ts` itself is readable, so malformed rows reconcile per day.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, event_fields, wire_schema
+
+# Epoch-millisecond bounds that convert to a timestamp without overflow (years 1..9999).
+MIN_EPOCH_MS = -62135596800000
+MAX_EPOCH_MS = 253402300799999
+
+
+def epoch_ms_to_timestamp(column: Column) -> Column:
+    """Timestamp of epoch milliseconds; null when missing or out of the representable range."""
+    return F.when(column.between(MIN_EPOCH_MS, MAX_EPOCH_MS), F.timestamp_millis(column))
+
+
+def _wrong_type(name: str, text: Column, typed: Column, is_text: bool) -> Column:
+    """The field name when its JSON value does not fit the field's type, else null."""
+    if is_text:
+        bad = text.startswith("{") | text.startswith("[")
+    else:
+        bad = text.isNotNull() & typed.isNull()
+    return F.when(bad, F.lit(name))
+
+
+def parse_records(records: DataFrame, topic: str) -> DataFrame:
+    """One raw row per Kafka record (topic, partition, offset, timestamp, key, value bytes)."""
+    fields = event_fields(topic)
+    text = F.col("value").cast(StringType())
+    parsed = records.select(
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.make_valid_utf8(F.col("key").cast(StringType())).alias("kafka_key"),
+        F.make_valid_utf8(text).alias("value"),
+        F.when(~F.is_valid_utf8(text), F.col("value")).alias("value_bytes"),
+        F.is_valid_utf8(text).alias("_utf8"),
+        F.from_json(text, wire_schema(topic), {"mode": "PERMISSIVE"}).alias("_json"),
+    )
+    readable = F.col("_utf8") & F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNull()
+    typed = {name: F.when(readable, F.col(f"_json.{name}").try_cast(dtype)) for name, dtype in fields.items()}
+    wrong = [
+        _wrong_type(name, F.col(f"_json.{name}"), typed[name], isinstance(dtype, StringType))
+        for name, dtype in fields.items()
+    ]
+    parse_error = (
+        F.when(F.col("value").isNull(), F.lit("empty message"))
+        .when(~F.col("_utf8"), F.lit("not UTF-8"))
+        .when(F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNotNull(), F.lit("invalid JSON object"))
+        .when(F.concat_ws(",", *wrong) != "", F.concat(F.lit("wrong type: "), F.concat_ws(",", *wrong)))
+    )
+    event_ts = epoch_ms_to_timestamp(typed["ts"])
+    return parsed.select(
+        "kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "kafka_key",
+        "value",
+        "value_bytes",
+        *[column.alias(name) for name, column in typed.items()],
+        parse_error.alias("parse_error"),
+        F.to_date(event_ts).alias("event_date"),
+        F.current_timestamp().alias("ingestion_timestamp"),
+    )

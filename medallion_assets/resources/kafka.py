@@ -1,0 +1,103 @@
+"""Kafka connection settings, shared by Spark's Kafka source, the sensor and the generator."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+# Client settings read from the environment at run time; values are secrets or deployment facts.
+CLIENT_SETTINGS_FROM_ENV = {
+    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl.username": "KAFKA_SASL_USERNAME",
+    "sasl.password": "KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+}
+
+
+class KafkaUnavailableError(RuntimeError):
+    """The broker did not answer."""
+
+
+def client_settings(bootstrap_servers: str | None = None) -> dict[str, str]:
+    """librdkafka settings: bootstrap plus any security settings present in the environment."""
+    settings = {
+        "bootstrap.servers": bootstrap_servers
+        or EnvVar("KAFKA_BOOTSTRAP_SERVERS").get_value(default=DEFAULT_BOOTSTRAP)
+        or DEFAULT_BOOTSTRAP
+    }
+    for key, env in CLIENT_SETTINGS_FROM_ENV.items():
+        value = EnvVar(env).get_value()
+        if value:
+            settings[key] = value
+    return settings
+
+
+def spark_kafka_options(settings: dict[str, str]) -> dict[str, str]:
+    """The same settings as options of Spark's Kafka source (Java client names)."""
+    options = {"kafka.bootstrap.servers": settings["bootstrap.servers"]}
+    if "security.protocol" in settings:
+        options["kafka.security.protocol"] = settings["security.protocol"]
+    if "sasl.mechanism" in settings:
+        options["kafka.sasl.mechanism"] = settings["sasl.mechanism"]
+        module = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule"
+            if settings["sasl.mechanism"].startswith("SCRAM")
+            else "org.apache.kafka.common.security.plain.PlainLoginModule"
+        )
+        options["kafka.sasl.jaas.config"] = (
+            f'{module} required username="{settings.get("sasl.username", "")}" '
+            f'password="{settings.get("sasl.password", "")}";'
+        )
+    if "ssl.ca.location" in settings:
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = settings["ssl.ca.location"]
+    return options
+
+
+def end_offsets(settings: dict[str, str], topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
+    """(low, high) watermark per partition of a topic; raises KafkaUnavailableError naming the broker."""
+    consumer = Consumer({**settings, "group.id": "medallion-offsets", "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            for p in sorted(partitions)
+        }
+    except KafkaException as error:
+        raise KafkaUnavailableError(
+            f"Kafka broker {settings['bootstrap.servers']} did not answer for topic {topic}: {error}"
+        ) from error
+    finally:
+        consumer.close()
+
+
+class KafkaResource(ConfigurableResource):
+    """Kafka broker, topic naming and the producers' conventions."""
+
+    bootstrap_servers: str | None = Field(
+        default=None, description=f"Broker list; env KAFKA_BOOTSTRAP_SERVERS, default {DEFAULT_BOOTSTRAP}."
+    )
+    topic_prefix: str = Field(default="", description="Prefix of the physical topic names.")
+    duration_unit: Literal["seconds", "milliseconds"] = Field(
+        default="seconds", description="Unit of listen durations on the wire (Eventsim: seconds)."
+    )
+    timeout_s: float = Field(default=10.0, description="Seconds to wait for the broker before failing.")
+
+    def topic(self, name: str) -> str:
+        """Physical topic name of a logical topic."""
+        return f"{self.topic_prefix}{name}"
+
+    def settings(self) -> dict[str, str]:
+        """librdkafka client settings (may hold secrets: never log them)."""
+        return client_settings(self.bootstrap_servers)
+
+    def end_offsets(self, name: str) -> dict[int, tuple[int, int]]:
+        """(low, high) watermark per partition of a logical topic."""
+        return end_offsets(self.settings(), self.topic(name), self.timeout_s)

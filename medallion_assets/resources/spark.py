@@ -1,0 +1,87 @@
+"""Spark session resource: one lazily started session per process, with Delta and Kafka source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyspark
+from dagster import ConfigurableResource, EnvVar
+from delta import configure_spark_with_delta_pip
+from pydantic import Field, PrivateAttr
+from pyspark.sql import SparkSession
+
+from medallion_assets.paths import REPO_ROOT
+
+KAFKA_SOURCE_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}"
+
+BASE_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.stats.collect.using.tableSchema": "false",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def build_session(
+    master: str = "local[*]",
+    remote: str | None = None,
+    shuffle_partitions: int = 4,
+    driver_memory: str = "4g",
+    ivy_dir: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Return the process-wide SparkSession, creating it with Delta and Kafka support if needed."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName("medallion_assets")
+    if remote:
+        builder = builder.remote(remote)
+    else:
+        builder = builder.master(master)
+    conf = {
+        **BASE_CONF,
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.default.parallelism": str(shuffle_partitions),
+        "spark.driver.memory": driver_memory,
+        "spark.jars.ivy": ivy_dir or str(REPO_ROOT / ".cache" / "ivy"),
+        **(extra_conf or {}),
+    }
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    if not remote:
+        builder = configure_spark_with_delta_pip(builder, extra_packages=[KAFKA_SOURCE_PACKAGE])
+    return builder.getOrCreate()
+
+
+class SparkResource(ConfigurableResource):
+    """Spark settings; the session starts on first use and is shared by every step of a run."""
+
+    master: str | None = Field(default=None, description="Spark master URL; env SPARK_MASTER, default local[*].")
+    remote: str | None = Field(default=None, description="Spark Connect URL (sc://...); env SPARK_REMOTE.")
+    shuffle_partitions: int = Field(default=4, description="spark.sql.shuffle.partitions, sized for small data.")
+    driver_memory: str = Field(default="4g", description="spark.driver.memory for local mode.")
+    ivy_dir: str | None = Field(default=None, description="Fixed Ivy cache for spark.jars.packages.")
+    extra_conf: dict[str, Any] = Field(default_factory=dict, description="Additional Spark conf entries.")
+    _session: SparkSession | None = PrivateAttr(default=None)
+
+    @property
+    def session(self) -> SparkSession:
+        """The run's SparkSession (started once per process)."""
+        if self._session is None:
+            self._session = build_session(
+                master=self.master or EnvVar("SPARK_MASTER").get_value(default="local[*]") or "local[*]",
+                remote=self.remote or EnvVar("SPARK_REMOTE").get_value(),
+                shuffle_partitions=self.shuffle_partitions,
+                driver_memory=self.driver_memory,
+                ivy_dir=self.ivy_dir,
+                extra_conf={k: str(v) for k, v in self.extra_conf.items()},
+            )
+        return self._session

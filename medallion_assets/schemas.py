@@ -1,0 +1,102 @@
+"""Schemas in one place: the Kafka event contract and the reference CSV files."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    BooleanType,
+    DataType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+# Event fields as typed in raw. Wire types vary by producer (Eventsim sends numbers where the
+# seed generator sends strings), so every field is first read as JSON text, then cast.
+COMMON_EVENT_FIELDS: dict[str, DataType] = {
+    "ts": LongType(),
+    "sessionId": LongType(),
+    "userId": StringType(),
+    "auth": StringType(),
+    "level": StringType(),
+    "itemInSession": LongType(),
+    "firstName": StringType(),
+    "lastName": StringType(),
+    "gender": StringType(),
+    "registration": LongType(),
+    "city": StringType(),
+    "zip": StringType(),
+    "state": StringType(),
+    "lat": DoubleType(),
+    "lon": DoubleType(),
+    "userAgent": StringType(),
+}
+
+TOPIC_EXTRA_FIELDS: dict[str, dict[str, DataType]] = {
+    "page_view_events": {
+        "page": StringType(),
+        "method": StringType(),
+        "status": LongType(),
+        "artist": StringType(),
+        "song": StringType(),
+        "duration": DoubleType(),
+    },
+    "listen_events": {
+        "artist": StringType(),
+        "song": StringType(),
+        "duration": DoubleType(),
+    },
+    "auth_events": {
+        "success": BooleanType(),
+        "method": StringType(),
+        "status": LongType(),
+    },
+    "status_change_events": {
+        "prevLevel": StringType(),
+        "statusChangeType": StringType(),
+        "method": StringType(),
+        "status": LongType(),
+    },
+}
+
+TOPICS: tuple[str, ...] = tuple(TOPIC_EXTRA_FIELDS)
+
+CORRUPT_RECORD_COLUMN = "_corrupt_record"
+
+
+def event_fields(topic: str) -> dict[str, DataType]:
+    """Typed fields of one topic's events, common fields first."""
+    return {**COMMON_EVENT_FIELDS, **TOPIC_EXTRA_FIELDS[topic]}
+
+
+def wire_schema(topic: str) -> StructType:
+    """JSON read schema for a topic: every field as text, plus the corrupt-record column."""
+    fields = [StructField(name, StringType()) for name in event_fields(topic)]
+    return StructType(fields + [StructField(CORRUPT_RECORD_COLUMN, StringType())])
+
+
+SONGS_CSV_COLUMNS: tuple[str, ...] = (
+    "artist_id",
+    "artist_latitude",
+    "artist_location",
+    "artist_longitude",
+    "artist_name",
+    "danceability",
+    "duration",
+    "energy",
+    "key",
+    "key_confidence",
+    "loudness",
+    "mode",
+    "mode_confidence",
+    "release",
+    "song_hotttnesss",
+    "song_id",
+    "tempo",
+    "title",
+    "track_id",
+    "year",
+)
+
+STATE_CODES_CSV_COLUMNS: tuple[str, ...] = ("stateCode", "stateName")

@@ -1,0 +1,88 @@
+"""dim_users: SCD Type 2 over level and names, dated by the events that show each change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from medallion_assets.keys import OPEN_END_TS, UNKNOWN, md5_key, unknown_key
+
+TRACKED = ("level", "firstName", "lastName", "gender")
+COLUMNS = (
+    "userKey", "userId", "firstName", "lastName", "gender", "level", "registration_time",
+    "row_activation_ts", "row_expiration_ts", "row_activation_date", "row_expiration_date", "current_row",
+)
+
+
+def user_observations(bronze_tables: Sequence[DataFrame]) -> DataFrame:
+    """One row per (userId, event instant) with the attributes the user had then."""
+    events = reduce(
+        DataFrame.unionByName,
+        [
+            df.select(
+                "userId", "level", "firstName", "lastName", "gender", "registration_time", "event_timestamp",
+                F.col("kafka_topic"), "kafka_partition", "kafka_offset",
+            )
+            for df in bronze_tables
+        ],
+    ).where(F.col("userId").isNotNull() & F.col("event_timestamp").isNotNull())
+    events = events.select(
+        "userId", "registration_time", "event_timestamp", "kafka_topic", "kafka_partition", "kafka_offset",
+        *[F.coalesce(F.col(c), F.lit(UNKNOWN)).alias(c) for c in TRACKED],
+    )
+    # Several events at one instant: the status change (level = new level) wins, then the latest record.
+    last_at_instant = Window.partitionBy("userId", "event_timestamp").orderBy(
+        F.desc(F.col("kafka_topic").endswith("status_change_events")),
+        F.desc("kafka_topic"), F.desc("kafka_partition"), F.desc("kafka_offset"),
+    )
+    return (
+        events.withColumn("_rank", F.row_number().over(last_at_instant))
+        .where("_rank = 1")
+        .drop("_rank", "kafka_topic", "kafka_partition", "kafka_offset")
+    )
+
+
+def build_dim_users(bronze_tables: Sequence[DataFrame]) -> DataFrame:
+    """One row per user and run of unchanged tracked attributes, plus the unknown member."""
+    observations = user_observations(bronze_tables)
+    by_time = Window.partitionBy("userId").orderBy("event_timestamp")
+    attrs = F.concat_ws("\u0001", *TRACKED)
+    versions = (
+        observations.withColumn("registration_time", F.min("registration_time").over(Window.partitionBy("userId")))
+        .withColumn("_changed", F.coalesce(F.lag(attrs).over(by_time) != attrs, F.lit(True)).cast("int"))
+        .withColumn("_version", F.sum("_changed").over(by_time))
+        .groupBy("userId", "_version", *TRACKED)
+        .agg(F.min("event_timestamp").alias("row_activation_ts"), F.first("registration_time").alias("registration_time"))
+    )
+    next_version = Window.partitionBy("userId").orderBy("row_activation_ts")
+    open_end = F.to_timestamp(F.lit(OPEN_END_TS))
+    dim = (
+        versions.withColumn("_next", F.lead("row_activation_ts").over(next_version))
+        .withColumn("row_expiration_ts", F.coalesce(F.col("_next"), open_end))
+        .withColumn("current_row", F.col("_next").isNull())
+        .withColumn("userKey", md5_key("userId", "level", F.col("row_activation_ts").cast("string")))
+    )
+    return with_dates(dim).select(*COLUMNS).unionByName(unknown_user(dim.sparkSession))
+
+
+def with_dates(dim: DataFrame) -> DataFrame:
+    """Add the date forms of the activation and expiration timestamps."""
+    return dim.withColumn("row_activation_date", F.to_date("row_activation_ts")).withColumn(
+        "row_expiration_date", F.to_date("row_expiration_ts")
+    )
+
+
+def unknown_user(spark) -> DataFrame:
+    """The unknown member, valid for all time."""
+    row = spark.range(1).select(
+        unknown_key().alias("userKey"),
+        *[F.lit(UNKNOWN).alias(c) for c in ("userId", "firstName", "lastName", "gender", "level")],
+        F.lit(None).cast("timestamp").alias("registration_time"),
+        F.to_timestamp(F.lit("1970-01-01 00:00:00")).alias("row_activation_ts"),
+        F.to_timestamp(F.lit(OPEN_END_TS)).alias("row_expiration_ts"),
+        F.lit(True).alias("current_row"),
+    )
+    return with_dates(row).select(*COLUMNS)

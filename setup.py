@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="medallion_assets",
+    version="0.1.0",
+    description="Music-streaming medallion pipeline: Kafka -> PySpark -> Delta Lake, orchestrated by Dagster.",
+    packages=find_packages(exclude=["medallion_assets_tests"]),
+    python_requires=">=3.11,<3.12",
+    install_requires=[
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-pyspark==0.29.27",
+        "dagster-deltalake==0.29.27",
+        "pyspark==4.2.0",
+        "delta-spark==4.4.0",
+        "deltalake==1.6.6",
+        "confluent-kafka==2.16.1",
+        "pyarrow>=18,<24",
+        "pandas>=2.2,<3",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<9", "pytest-timeout>=2.3,<3"],
+    },
+)
