@@ -1,0 +1,80 @@
+"""Command line: simulate events and write them to Kafka or to JSON-lines files, then print the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from medallion_assets.generator.model import DIALECTS, GeneratorConfig
+from medallion_assets.generator.report import GenerationReport
+from medallion_assets.generator.simulator import generate
+from medallion_assets.generator.sinks import KafkaWriteError, write_jsonl, write_kafka
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+# librdkafka settings taken from the environment when set (never printed).
+PRODUCER_SETTINGS_FROM_ENV = {
+    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl.username": "KAFKA_SASL_USERNAME",
+    "sasl.password": "KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    defaults = GeneratorConfig()
+    parser = argparse.ArgumentParser(prog="python -m medallion_assets.generator", description=__doc__)
+    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--start-date", type=date.fromisoformat, help="YYYY-MM-DD (default: the last day is today, UTC)")
+    parser.add_argument("--dialect", choices=sorted(DIALECTS), default=defaults.dialect)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--defect-rate", type=float, default=defaults.defect_rate)
+    parser.add_argument("--max-events", type=int, help="stop after exactly this many events")
+    parser.add_argument("--topic-prefix", default=defaults.topic_prefix)
+    parser.add_argument("--songs-csv", type=Path, default=defaults.songs_csv)
+    parser.add_argument("--output", default="kafka", help="'kafka' or a directory for <topic>.jsonl files")
+    parser.add_argument("--bootstrap-servers", help=f"default: $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BOOTSTRAP}")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser.parse_args(argv)
+
+
+def producer_settings(bootstrap_servers: str | None) -> dict[str, Any]:
+    """Bootstrap servers plus the security settings present in the environment."""
+    settings = {"bootstrap.servers": bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP}
+    settings.update({key: os.environ[env] for key, env in PRODUCER_SETTINGS_FROM_ENV.items() if os.environ.get(env)})
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the generator; 0 on success, 1 when Kafka could not take the events."""
+    args = parse_args(argv)
+    config = GeneratorConfig(
+        users=args.users, days=args.days, start_date=args.start_date, dialect=args.dialect, seed=args.seed,
+        defect_rate=args.defect_rate, max_events=args.max_events, songs_csv=args.songs_csv,
+        topic_prefix=args.topic_prefix,
+    ).resolved()
+    report = GenerationReport.for_config(config)
+    events = generate(config)
+    progress = not args.no_progress
+    try:
+        if args.output == "kafka":
+            write_kafka(events, producer_settings(args.bootstrap_servers), report, progress, config.max_events)
+        else:
+            write_jsonl(events, Path(args.output), report, progress, config.max_events)
+    except KafkaWriteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
