@@ -2,8 +2,6 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from medallion_assets.partitions import daily_partitions
-
 ingest_job = define_asset_job(
     "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw."
 )
@@ -11,6 +9,5 @@ ingest_job = define_asset_job(
 medallion_job = define_asset_job(
     "medallion_job",
     selection=AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Kafka -> raw -> bronze -> silver -> gold for a day or a range of days, in one Spark session.",
 )

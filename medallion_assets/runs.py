@@ -32,5 +32,6 @@ def materialize_days(
         resources={**default_resources, **(resources or {})},
         instance=instance,
         tags=range_tags(first, last),
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=raise_on_error,
     )

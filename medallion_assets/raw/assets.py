@@ -22,7 +22,7 @@ from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import RAW
 
-KAFKA_RETRY = RetryPolicy(max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL)
+KAFKA_RETRY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
 
 
 def build_raw_asset(topic: str) -> AssetsDefinition:
@@ -39,7 +39,6 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
     def raw_asset(
         context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
-        warehouse.ensure_writable()
         watermarks = kafka.end_offsets(topic)
         session = spark.session
         uri = warehouse.uri(table)

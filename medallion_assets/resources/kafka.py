@@ -84,7 +84,9 @@ class KafkaResource(ConfigurableResource):
     bootstrap_servers: str | None = Field(
         default=None, description=f"Broker list; env KAFKA_BOOTSTRAP_SERVERS, default {DEFAULT_BOOTSTRAP}."
     )
-    topic_prefix: str = Field(default="", description="Prefix of the physical topic names.")
+    topic_prefix: str | None = Field(
+        default=None, description="Prefix of the physical topic names; env MEDALLION_TOPIC_PREFIX, default none."
+    )
     duration_unit: Literal["seconds", "milliseconds"] = Field(
         default="seconds", description="Unit of listen durations on the wire (Eventsim: seconds)."
     )
@@ -92,7 +94,8 @@ class KafkaResource(ConfigurableResource):
 
     def topic(self, name: str) -> str:
         """Physical topic name of a logical topic."""
-        return f"{self.topic_prefix}{name}"
+        prefix = self.topic_prefix if self.topic_prefix is not None else EnvVar("MEDALLION_TOPIC_PREFIX").get_value()
+        return f"{prefix or ''}{name}"
 
     def settings(self) -> dict[str, str]:
         """librdkafka client settings (may hold secrets: never log them)."""

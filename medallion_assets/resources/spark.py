@@ -58,7 +58,10 @@ def build_session(
         builder = builder.config(key, value)
     if not remote:
         builder = configure_spark_with_delta_pip(builder, extra_packages=[KAFKA_SOURCE_PACKAGE])
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    if not remote:
+        session.sparkContext.setLogLevel("WARN")
+    return session
 
 
 class SparkResource(ConfigurableResource):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field
 
 from medallion_assets.tables import Table
@@ -44,6 +44,10 @@ class WarehouseResource(ConfigurableResource):
         """Location of state_codes.csv."""
         configured = self.state_codes_csv or EnvVar("MEDALLION_STATE_CODES_CSV").get_value(default="data/state_codes.csv")
         return absolute_uri(configured or "")
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Every run checks the root first, so a bad location fails before any table is touched."""
+        self.ensure_writable()
 
     def ensure_writable(self) -> None:
         """Fail fast, naming the path, when a local warehouse root cannot be written."""

@@ -1,0 +1,38 @@
+# Quick start: `make demo` runs the whole pipeline on a fresh clone; `make test` runs the suite.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell md5sum setup.py | cut -c1-8)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test bench kafka-up kafka-down dev clean
+
+$(STAMP): setup.py
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+
+demo: setup
+	$(PYTHON) -m medallion_assets.demo
+
+test: setup
+	$(PYTHON) -m pytest medallion_assets_tests
+
+bench: setup
+	$(PYTHON) -m medallion_assets.bench
+
+kafka-up: setup
+	$(PYTHON) -m medallion_assets.dev.kafka_local up
+
+kafka-down: setup
+	$(PYTHON) -m medallion_assets.dev.kafka_local down
+
+dev: setup kafka-up
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+clean:
+	rm -rf data/warehouse .dagster_home
