@@ -1,0 +1,882 @@
+"""A local single-node Apache Kafka (KRaft, combined broker + controller).
+
+The broker runs as a plain JVM process built from Maven Central jars, so
+developing and testing the pipeline needs neither Docker nor a Kafka
+installation: only Java 17+ and network access to Maven Central on the very
+first run.
+
+Layout
+------
+``lib_dir`` (default ``<repo>/.cache/kafka-lib``, shared by every home)::
+
+    kafka_2.13-<version>/*.jar   Kafka and its runtime dependencies
+    kafka_2.13-<version>/.complete
+    ivy-cache/                   resolver cache
+    .lock                        serialises first downloads
+
+``home`` (default ``<repo>/.cache/kafka``, one per broker)::
+
+    config/server.properties
+    config/log4j2.properties
+    data/                        KRaft metadata + topic logs (formatted once)
+    logs/server.out              JVM stdout/stderr (warnings and errors)
+    logs/server.log              full broker log
+    kafka.pid
+    .lock                        serialises start/stop of this home
+
+``KAFKA_HEAP_OPTS`` overrides the broker heap (default ``-Xms256m -Xmx512m``);
+``MEDALLION_KAFKA_HOME`` and ``MEDALLION_KAFKA_LIB_DIR`` override the default
+home and jar cache.
+
+Python API: :func:`ensure_broker`, :func:`stop_broker`, :func:`broker_ready`,
+:func:`create_topics`, :func:`broker_pid`.
+
+CLI::
+
+    python -m medallion_assets.dev.kafka_local up|down|status \
+        [--port N] [--home DIR] [--lib-dir DIR] [--partitions N] [--topics a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import errno
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+KAFKA_VERSION = "4.1.1"
+SCALA_BINARY_VERSION = "2.13"
+# Kafka 4.1 logs through SLF4J 1.7 -> Log4j 2; the binding is not a dependency
+# of the kafka_2.13 artifact, so it is added explicitly (same Log4j version as
+# the one Kafka depends on).
+LOG4J_VERSION = "2.24.3"
+EXTRA_ARTIFACTS: tuple[tuple[str, str, str], ...] = (
+    ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
+)
+
+DEFAULT_TOPICS: tuple[str, ...] = (
+    "page_view_events",
+    "listen_events",
+    "auth_events",
+    "status_change_events",
+)
+DEFAULT_PORT = 9092
+HOST = "127.0.0.1"
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_HEAP_OPTS = "-Xms256m -Xmx512m"
+STOP_GRACE_S = 20.0
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_HOME = REPO_ROOT / ".cache" / "kafka"
+DEFAULT_LIB_DIR = REPO_ROOT / ".cache" / "kafka-lib"
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
+
+# Environment overrides (all optional).
+ENV_HOME = "MEDALLION_KAFKA_HOME"
+ENV_LIB_DIR = "MEDALLION_KAFKA_LIB_DIR"
+ENV_RESOLVER = "MEDALLION_KAFKA_RESOLVER"  # auto | ivy | maven
+ENV_MAVEN_REPO = "MEDALLION_KAFKA_MAVEN_REPO"
+
+
+class KafkaLocalError(RuntimeError):
+    """Raised when the local broker cannot be provisioned, started or reached."""
+
+
+# --------------------------------------------------------------------------- #
+# Small helpers
+# --------------------------------------------------------------------------- #
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(ENV_HOME) or DEFAULT_HOME)
+
+
+def default_lib_dir() -> Path:
+    return Path(os.environ.get(ENV_LIB_DIR) or DEFAULT_LIB_DIR)
+
+
+def _resolve_home(home: Path | str | None) -> Path:
+    return Path(home).expanduser().resolve() if home is not None else default_home().resolve()
+
+
+def _resolve_lib_dir(lib_dir: Path | str | None) -> Path:
+    return Path(lib_dir).expanduser().resolve() if lib_dir is not None else default_lib_dir().resolve()
+
+
+def _bootstrap(port: int) -> str:
+    return f"{HOST}:{port}"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock (flock) on ``path``; blocks until acquired."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if not java:
+        raise KafkaLocalError(
+            "No `java` found on PATH (and JAVA_HOME is not set): Kafka needs Java 17+."
+        )
+    return java
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"<{path} not readable>"
+    return "\n".join(text.splitlines()[-lines:]) or f"<{path} is empty>"
+
+
+_START_MARKER = "=== starting broker"
+
+
+def _log_excerpt(home: Path, lines: int = 25) -> str:
+    """Last lines of the JVM output of the latest start, then of the broker log."""
+    logs = home / "logs"
+    parts = []
+    out = logs / "server.out"
+    if out.exists():
+        text = out.read_text(errors="replace")
+        latest = text[text.rfind(_START_MARKER) :] if _START_MARKER in text else text
+        tail = "\n".join(latest.splitlines()[-lines:])
+        parts.append(f"--- last lines of {out} ---\n{tail}")
+    log = logs / "server.log"
+    if log.exists():
+        parts.append(f"--- last lines of {log} ---\n{_tail(log, lines)}")
+    return "\n".join(parts) or f"<no log files under {logs}>"
+
+
+# --------------------------------------------------------------------------- #
+# Jars: download once into lib_dir
+# --------------------------------------------------------------------------- #
+
+
+def _jar_dir(lib_dir: Path) -> Path:
+    return lib_dir / f"kafka_{SCALA_BINARY_VERSION}-{KAFKA_VERSION}"
+
+
+def _coordinates() -> list[tuple[str, str, str]]:
+    return [("org.apache.kafka", f"kafka_{SCALA_BINARY_VERSION}", KAFKA_VERSION), *EXTRA_ARTIFACTS]
+
+
+def _find_ivy_jar() -> Path | None:
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        jars = sorted((Path(location) / "jars").glob("ivy-*.jar"))
+        if jars:
+            return jars[-1]
+    return None
+
+
+def _resolve_with_ivy(ivy_jar: Path, lib_dir: Path, dest: Path) -> None:
+    work = dest.parent / f"{dest.name}.ivy"
+    work.mkdir(parents=True, exist_ok=True)
+    repo = os.environ.get(ENV_MAVEN_REPO) or MAVEN_CENTRAL
+    (work / "ivysettings.xml").write_text(
+        "<ivysettings>\n"
+        '  <settings defaultResolver="central"/>\n'
+        "  <resolvers>\n"
+        f'    <ibiblio name="central" m2compatible="true" root="{repo}"/>\n'
+        "  </resolvers>\n"
+        "</ivysettings>\n"
+    )
+    deps = "\n".join(
+        f'    <dependency org="{g}" name="{a}" rev="{v}" conf="default->default"/>'
+        for g, a, v in _coordinates()
+    )
+    (work / "ivy.xml").write_text(
+        '<ivy-module version="2.0">\n'
+        '  <info organisation="medallion-assets" module="kafka-local"/>\n'
+        '  <configurations><conf name="default"/></configurations>\n'
+        f"  <dependencies>\n{deps}\n  </dependencies>\n"
+        "</ivy-module>\n"
+    )
+    cmd = [
+        _java(),
+        "-jar",
+        str(ivy_jar),
+        "-settings",
+        str(work / "ivysettings.xml"),
+        "-cache",
+        str(lib_dir / "ivy-cache"),
+        "-ivy",
+        str(work / "ivy.xml"),
+        "-confs",
+        "default",
+        "-types",
+        "jar",
+        "bundle",
+        "-retrieve",
+        str(dest) + "/[artifact]-[revision](-[classifier]).[ext]",
+    ]
+    _run_resolver(cmd, work, "Ivy")
+    shutil.rmtree(work, ignore_errors=True)
+    # The retrieved jars are the cache; Ivy's own copy would only double the size.
+    shutil.rmtree(lib_dir / "ivy-cache", ignore_errors=True)
+
+
+def _resolve_with_maven(lib_dir: Path, dest: Path) -> None:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise KafkaLocalError("Neither pyspark's Ivy jar nor `mvn` is available to fetch Kafka jars.")
+    work = dest.parent / f"{dest.name}.mvn"
+    work.mkdir(parents=True, exist_ok=True)
+    deps = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
+        for g, a, v in _coordinates()
+    )
+    (work / "pom.xml").write_text(
+        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+        "  <modelVersion>4.0.0</modelVersion>\n"
+        "  <groupId>medallion-assets</groupId>\n"
+        "  <artifactId>kafka-local</artifactId>\n"
+        "  <version>1</version>\n"
+        "  <packaging>pom</packaging>\n"
+        f"  <dependencies>\n{deps}\n  </dependencies>\n"
+        "</project>\n"
+    )
+    cmd = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(work / "pom.xml"),
+        "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies",
+        f"-DoutputDirectory={dest}",
+        "-DincludeScope=runtime",
+    ]
+    repo = os.environ.get(ENV_MAVEN_REPO)
+    if repo:
+        cmd.append(f"-DremoteRepositories={repo}")
+    _run_resolver(cmd, work, "Maven")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_resolver(cmd: list[str], cwd: Path, name: str) -> None:
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise KafkaLocalError(
+            f"{name} failed to download Kafka {KAFKA_VERSION} jars (exit {proc.returncode}):\n{tail}"
+        )
+
+
+def ensure_kafka_jars(lib_dir: Path | str | None = None) -> Path:
+    """Download Kafka and its runtime dependencies once; return the jar folder.
+
+    Safe to call concurrently from several processes: the first one downloads
+    under a file lock into a temporary folder that is renamed into place when
+    complete; the others wait and then reuse it.
+    """
+    lib_dir = _resolve_lib_dir(lib_dir)
+    dest = _jar_dir(lib_dir)
+    marker = dest / ".complete"
+    if marker.exists():
+        return dest
+    with _file_lock(lib_dir / ".lock"):
+        if marker.exists():
+            return dest
+        tmp = lib_dir / f"{dest.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        resolver = (os.environ.get(ENV_RESOLVER) or "auto").lower()
+        ivy_jar = _find_ivy_jar() if resolver in ("auto", "ivy") else None
+        try:
+            if ivy_jar is not None:
+                _resolve_with_ivy(ivy_jar, lib_dir, tmp)
+            elif resolver == "ivy":
+                raise KafkaLocalError("pyspark's Ivy jar (pyspark/jars/ivy-*.jar) was not found.")
+            else:
+                _resolve_with_maven(lib_dir, tmp)
+            main_jar = tmp / f"kafka_{SCALA_BINARY_VERSION}-{KAFKA_VERSION}.jar"
+            if not main_jar.exists():
+                raise KafkaLocalError(f"Resolution finished but {main_jar.name} is missing in {tmp}.")
+            (tmp / ".complete").write_text(f"{KAFKA_VERSION}\n")
+            shutil.rmtree(dest, ignore_errors=True)
+            os.rename(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+# --------------------------------------------------------------------------- #
+# Configuration and storage
+# --------------------------------------------------------------------------- #
+
+
+def _config_path(home: Path) -> Path:
+    return home / "config" / "server.properties"
+
+
+def _pid_path(home: Path) -> Path:
+    return home / "kafka.pid"
+
+
+def _server_properties(home: Path, port: int, controller_port: int) -> str:
+    props = {
+        "node.id": "1",
+        "process.roles": "broker,controller",
+        "controller.quorum.voters": f"1@{HOST}:{controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "log.dirs": str(home / "data"),
+        "num.partitions": "3",
+        "default.replication.factor": "1",
+        "auto.create.topics.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "min.insync.replicas": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "message.max.bytes": str(MAX_MESSAGE_BYTES),
+        "replica.fetch.max.bytes": str(MAX_MESSAGE_BYTES),
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.retention.hours": "168",
+        "log.segment.bytes": str(256 * 1024 * 1024),
+    }
+    lines = ["# Generated by medallion_assets.dev.kafka_local; rewritten on every start."]
+    lines += [f"{k}={v}" for k, v in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+_LOG4J2_PROPERTIES = """\
+# Generated by medallion_assets.dev.kafka_local.
+status = warn
+name = kafka-local
+
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_OUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = warn
+
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+rootLogger.appenderRef.console.ref = console
+
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+"""
+
+
+def _write_config(home: Path, port: int, controller_port: int) -> Path:
+    config = _config_path(home)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    config.write_text(_server_properties(home, port, controller_port))
+    (config.parent / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+    return config
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    props: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return props
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        props[key.strip()] = value.strip()
+    return props
+
+
+def _configured_port(home: Path) -> int | None:
+    listeners = _read_properties(_config_path(home)).get("listeners", "")
+    for listener in listeners.split(","):
+        if listener.startswith("PLAINTEXT://"):
+            return int(listener.rsplit(":", 1)[1])
+    return None
+
+
+def _cluster_id(home: Path) -> str | None:
+    return _read_properties(home / "data" / "meta.properties").get("cluster.id")
+
+
+def _random_cluster_id() -> str:
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
+
+
+def _jvm_args(home: Path, jar_dir: Path) -> list[str]:
+    """JVM system properties and classpath shared by the broker and the storage tool."""
+    return [
+        f"-Dlog4j2.configurationFile={home / 'config' / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={home / 'logs'}",
+        "-Djava.awt.headless=true",
+        "-cp",
+        str(jar_dir / "*"),
+    ]
+
+
+def _format_storage(home: Path, jar_dir: Path, config: Path) -> None:
+    data = home / "data"
+    if (data / "meta.properties").exists():
+        return
+    shutil.rmtree(data, ignore_errors=True)  # half-formatted leftovers
+    cmd = [_java(), "-Xmx256m"] + _jvm_args(home, jar_dir) + [
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        _random_cluster_id(),
+        "-c",
+        str(config),
+    ]
+    proc = subprocess.run(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    if proc.returncode != 0 or not (data / "meta.properties").exists():
+        raise KafkaLocalError(
+            f"Formatting KRaft storage in {data} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}"
+        )
+
+
+# --------------------------------------------------------------------------- #
+# Processes
+# --------------------------------------------------------------------------- #
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is a finished child of this process."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int) -> bool:
+    _reap(pid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _is_our_broker(pid: int, home: Path) -> bool:
+    args = _cmdline(pid)
+    return "kafka.Kafka" in args and str(_config_path(home)) in args and _alive(pid)
+
+
+def _scan_broker_pids(home: Path) -> list[int]:
+    """All live broker processes started with this home's server.properties."""
+    pids = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return pids
+    for entry in proc.iterdir():
+        if entry.name.isdigit() and _is_our_broker(int(entry.name), home):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def _read_pid_file(home: Path) -> int | None:
+    try:
+        return int(_pid_path(home).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def broker_pid(home: Path | str | None = None) -> int | None:
+    """PID of the running broker of ``home``, or None."""
+    home = _resolve_home(home)
+    pid = _read_pid_file(home)
+    if pid is not None and _is_our_broker(pid, home):
+        return pid
+    pids = _scan_broker_pids(home)
+    return pids[0] if pids else None
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def _admin(bootstrap: str):
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.connection.setup.timeout.ms": 3000,
+            "reconnect.backoff.ms": 100,
+            "reconnect.backoff.max.ms": 1000,
+            # Connection-refused chatter while the broker boots is expected;
+            # failures surface as exceptions instead.
+            "log_level": 0,
+        }
+    )
+
+
+def _metadata(bootstrap: str, timeout_s: float):
+    """Cluster metadata if a broker answers at ``bootstrap`` within ``timeout_s``, else None."""
+    from confluent_kafka import KafkaException
+
+    try:
+        md = _admin(bootstrap).list_topics(timeout=timeout_s)
+    except KafkaException:
+        return None
+    return md if md.brokers else None
+
+
+def broker_ready(bootstrap: str, timeout_s: float = 5) -> bool:
+    """True if a broker at ``bootstrap`` answers a metadata request."""
+    return _metadata(bootstrap, timeout_s) is not None
+
+
+def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 3) -> None:
+    """Create ``topics`` (replication factor 1) unless they already exist."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    topics = [t for t in dict.fromkeys(topics) if t]
+    if not topics:
+        return
+    admin = _admin(bootstrap)
+    existing = set(admin.list_topics(timeout=30).topics)
+    missing = [t for t in topics if t not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
+            operation_timeout=30,
+            request_timeout=30,
+        )
+        for topic, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise KafkaLocalError(f"Creating topic {topic!r} failed: {exc}") from exc
+    # Wait until every topic is visible with leaders for all partitions.
+    deadline = time.monotonic() + 30
+    while True:
+        md = admin.list_topics(timeout=10)
+        pending = [
+            t
+            for t in topics
+            if t not in md.topics
+            or md.topics[t].error is not None
+            or any(p.leader < 0 for p in md.topics[t].partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaLocalError(f"Topics not ready after 30 s: {pending}")
+        time.sleep(0.2)
+
+
+def _start_process(home: Path, jar_dir: Path, config: Path) -> int:
+    heap = os.environ.get("KAFKA_HEAP_OPTS") or DEFAULT_HEAP_OPTS
+    cmd = (
+        [_java(), *heap.split()]
+        + [
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
+        ]
+        + _jvm_args(home, jar_dir)
+        + ["kafka.Kafka", str(config)]
+    )
+    out = home / "logs" / "server.out"
+    with open(out, "ab") as log:
+        log.write(f"\n{_START_MARKER} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _pid_path(home).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _terminate(pids: Sequence[int], grace_s: float = STOP_GRACE_S) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _wait_ready(home: Path, pid: int, bootstrap: str, cluster_id: str | None, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not _alive(pid):
+            raise KafkaLocalError(
+                f"Kafka broker (pid {pid}) exited during startup.\n{_log_excerpt(home)}"
+            )
+        md = _metadata(bootstrap, timeout_s=min(2.0, max(0.5, deadline - time.monotonic())))
+        if md is not None and (cluster_id is None or md.cluster_id == cluster_id):
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaLocalError(
+                f"Kafka broker (pid {pid}) did not answer a metadata request at {bootstrap} "
+                f"within {timeout_s:.0f} s.\n{_log_excerpt(home)}"
+            )
+        time.sleep(0.3)
+
+
+# --------------------------------------------------------------------------- #
+# Public API
+# --------------------------------------------------------------------------- #
+
+
+def ensure_broker(
+    home: Path | str | None = None,
+    port: int = DEFAULT_PORT,
+    topics: Sequence[str] = DEFAULT_TOPICS,
+    partitions: int = 3,
+    timeout_s: float = 120,
+    *,
+    lib_dir: Path | str | None = None,
+    controller_port: int | None = None,
+) -> str:
+    """Make sure the broker of ``home`` runs and answers; return its bootstrap servers.
+
+    Idempotent: when the broker of ``home`` is already up nothing is started.
+    ``topics`` are created (``partitions`` each, replication factor 1) if missing.
+    """
+    home = _resolve_home(home)
+    controller_port = controller_port if controller_port is not None else port + 1
+    bootstrap = _bootstrap(port)
+    home.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    with _file_lock(home / ".lock"):
+        pids = _scan_broker_pids(home)
+        pid_file = _read_pid_file(home)
+        if pid_file is not None and pid_file not in pids and _is_our_broker(pid_file, home):
+            pids.insert(0, pid_file)
+        if len(pids) > 1:  # should never happen; keep exactly one
+            _terminate(pids[1:])
+            pids = pids[:1]
+
+        if pids:
+            pid = pids[0]
+            running_port = _configured_port(home)
+            if running_port is not None and running_port != port:
+                raise KafkaLocalError(
+                    f"The broker of {home} is already running on port {running_port} (pid {pid}); "
+                    f"stop it first (`python -m medallion_assets.dev.kafka_local down --home {home}`) "
+                    f"to use port {port}."
+                )
+            _pid_path(home).write_text(f"{pid}\n")
+            _wait_ready(home, pid, bootstrap, _cluster_id(home), timeout_s)
+        else:
+            _pid_path(home).unlink(missing_ok=True)
+            for p, what in ((port, "broker"), (controller_port, "controller")):
+                if _port_in_use(p):
+                    md = _metadata(_bootstrap(p), timeout_s=2)
+                    who = (
+                        f"a Kafka broker of another cluster (id {md.cluster_id}) answers there"
+                        if md is not None
+                        else "it is not a broker started from this home"
+                    )
+                    raise KafkaLocalError(
+                        f"Cannot start the local Kafka {what} of {home}: port {p} on {HOST} is already "
+                        f"in use by another process ({who}). Stop that process or choose another "
+                        f"port (--port / --controller-port)."
+                    )
+            jar_dir = ensure_kafka_jars(lib_dir)
+            config = _write_config(home, port, controller_port)
+            _format_storage(home, jar_dir, config)
+            pid = _start_process(home, jar_dir, config)
+            remaining = max(1.0, timeout_s - (time.monotonic() - started))
+            try:
+                _wait_ready(home, pid, bootstrap, _cluster_id(home), remaining)
+            except BaseException:
+                _terminate([pid])
+                _pid_path(home).unlink(missing_ok=True)
+                raise
+
+    create_topics(bootstrap, topics, partitions)
+    return bootstrap
+
+
+def stop_broker(home: Path | str | None = None) -> None:
+    """Stop the broker of ``home`` (SIGTERM, then SIGKILL after ~20 s). No-op if not running."""
+    home = _resolve_home(home)
+    if not home.exists():
+        return
+    with _file_lock(home / ".lock"):
+        pids = _scan_broker_pids(home)
+        pid_file = _read_pid_file(home)
+        if pid_file is not None and pid_file not in pids and _is_our_broker(pid_file, home):
+            pids.append(pid_file)
+        if pids:
+            _terminate(pids)
+        _pid_path(home).unlink(missing_ok=True)
+
+
+def broker_status(home: Path | str | None = None) -> tuple[int | None, str | None, bool]:
+    """(pid, bootstrap, answering) of the broker of ``home``."""
+    home = _resolve_home(home)
+    pid = broker_pid(home)
+    port = _configured_port(home)
+    bootstrap = _bootstrap(port) if port is not None else None
+    answering = bool(pid and bootstrap and broker_ready(bootstrap, timeout_s=5))
+    return pid, bootstrap, answering
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+
+
+def _parse_topics(value: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", type=Path, default=None, help=f"broker home (default {DEFAULT_HOME})")
+    common.add_argument(
+        "--lib-dir", type=Path, default=None, help=f"jar cache shared by all homes (default {DEFAULT_LIB_DIR})"
+    )
+    common.add_argument("--port", type=int, default=DEFAULT_PORT, help="PLAINTEXT port (default 9092)")
+    common.add_argument(
+        "--controller-port", type=int, default=None, help="KRaft controller port (default port+1)"
+    )
+    common.add_argument("--partitions", type=int, default=3, help="partitions of created topics")
+    common.add_argument(
+        "--topics",
+        type=_parse_topics,
+        default=DEFAULT_TOPICS,
+        help="comma-separated topics to create (default: %s)" % ",".join(DEFAULT_TOPICS),
+    )
+    common.add_argument("--timeout", type=float, default=120, help="startup timeout in seconds")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m medallion_assets.dev.kafka_local",
+        description="Run a local single-node Kafka (KRaft) broker. Options follow the command.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", parents=[common], help="start the broker (if needed) and create topics")
+    sub.add_parser("down", parents=[common], help="stop the broker")
+    sub.add_parser("status", parents=[common], help="exit 0 if the broker runs and answers, 1 otherwise")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "up":
+            bootstrap = ensure_broker(
+                home=args.home,
+                port=args.port,
+                topics=args.topics,
+                partitions=args.partitions,
+                timeout_s=args.timeout,
+                lib_dir=args.lib_dir,
+                controller_port=args.controller_port,
+            )
+            print(bootstrap)
+            return 0
+        if args.command == "down":
+            stop_broker(args.home)
+            print("stopped")
+            return 0
+        pid, bootstrap, answering = broker_status(args.home)
+        if pid and answering:
+            print(f"running (pid {pid}) at {bootstrap}")
+            return 0
+        if pid:
+            print(f"process {pid} is up but the broker at {bootstrap} does not answer")
+        else:
+            print("not running")
+        return 1
+    except KafkaLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
