@@ -8,7 +8,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-RECORD_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+from medallion_assets.raw.parse import KAFKA_RECORD_SCHEMA as RECORD_SCHEMA
 
 
 def epoch_ms(text: str) -> int:

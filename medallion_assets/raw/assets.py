@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import append_once, commit_metadata
 from medallion_assets.raw.offsets import next_offsets, plan_ranges, spark_offsets
-from medallion_assets.raw.parse import parse_records
+from medallion_assets.raw.parse import empty_records, parse_records
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
@@ -51,6 +51,8 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
         base = {"records_ingested": pending, "offset_ranges": offsets, "kafka_topic": kafka.topic(topic)}
         if pending == 0:
             context.log.info(f"{kafka.topic(topic)}: no new records")
+            if existing is None:  # an empty table, so downstream days of a silent topic are empty, not missing
+                append_once(parse_records(empty_records(session), topic), uri, "event_date", f"raw/{kafka.topic(topic)}", 0)
             return MaterializeResult(metadata={**base, "event_dates": MetadataValue.json([])})
         starting, ending = spark_offsets(kafka.topic(topic), ranges)
         records = (

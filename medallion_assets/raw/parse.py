@@ -6,7 +6,7 @@ keeps its day when `ts` itself is readable, so malformed rows reconcile per day.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
@@ -15,6 +15,14 @@ from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, event_fields, wire_s
 # Epoch-millisecond bounds that convert to a timestamp without overflow (years 1..9999).
 MIN_EPOCH_MS = -62135596800000
 MAX_EPOCH_MS = 253402300799999
+
+
+KAFKA_RECORD_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
+
+
+def empty_records(spark: SparkSession) -> DataFrame:
+    """No Kafka records, in the shape of Spark's Kafka source."""
+    return spark.createDataFrame([], KAFKA_RECORD_SCHEMA)
 
 
 def epoch_ms_to_timestamp(column: Column) -> Column:
