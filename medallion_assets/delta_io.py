@@ -30,7 +30,8 @@ def _in_list(column: str, values: Sequence[date]) -> str:
 def replace_partitions(df: DataFrame, uri: str, column: str, values: Sequence[date]) -> None:
     """Overwrite exactly the given partitions (replaceWhere), leaving the others untouched."""
     (
-        df.write.format("delta")
+        df.repartition(column)  # one file per day and write, not one per shuffle partition
+        .write.format("delta")
         .mode("overwrite")
         .partitionBy(column)
         .option("replaceWhere", _in_list(column, values))
@@ -60,14 +61,19 @@ def column_schema(df: DataFrame) -> TableSchema:
     return TableSchema(columns=[TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
 
 
-def commit_metadata(spark: SparkSession, uri: str) -> dict[str, Any]:
-    """Version, rows written by the last commit, table URI, schema and the Spark application id."""
+def commit_metadata(spark: SparkSession, uri: str, days: Sequence[date] = ()) -> dict[str, Any]:
+    """Version, rows written by the last commit, table URI, schema and the Spark application id.
+
+    A run over several days records the rows of all of them as `rows_written`; `dagster/row_count`
+    is set only when it is the row count of the one partition (or table) materialized.
+    """
     table = DeltaTable.forPath(spark, uri)
     last = table.history(1).collect()[0]
     metrics = last["operationMetrics"] or {}
     rows = int(metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or 0)
+    counts = {"rows_written": rows} if len(days) > 1 else {"dagster/row_count": rows, "rows_written": rows}
     return {
-        "dagster/row_count": rows,
+        **counts,
         "delta_version": int(last["version"]),
         "delta_operation": last["operation"],
         "table_uri": MetadataValue.path(uri),

@@ -21,12 +21,13 @@ from medallion_assets.tables import (
     DAILY_USER_SUMMARY,
     DIMENSIONS,
     FACT_STREAM,
+    QUARANTINE,
     RAW,
     WIDE_FACT,
 )
 
 ALL_TABLES = (
-    *RAW.values(), *BRONZE.values(), *DIMENSIONS,
+    *RAW.values(), *BRONZE.values(), QUARANTINE, *DIMENSIONS,
     FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY,
 )
 

@@ -10,6 +10,7 @@ from dagster import AssetCheckSeverity, AssetCheckSpec
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from medallion_assets.schemas import TOPIC_EXTRA_FIELDS
 from medallion_assets.tables import (
     BRONZE,
     DIM_ARTISTS,
@@ -53,13 +54,13 @@ class Expectation:
 
 
 def _bronze(topic: str) -> list[Expectation]:
-    """The seed's bronze expectations, plus a sane duration for listens."""
+    """The seed's bronze expectations, plus a sane duration where events carry one."""
     table = BRONZE[topic]
     rules = [
         Expectation(table, "valid_timestamp", "ts IS NOT NULL", "drop"),
         Expectation(table, "valid_user_id", "userId IS NOT NULL AND userId <> ''", "drop"),
     ]
-    if topic == "listen_events":
+    if "duration" in TOPIC_EXTRA_FIELDS[topic]:
         rules.append(Expectation(table, "valid_duration", "duration IS NULL OR duration BETWEEN 0 AND 86400", "drop"))
     return rules
 

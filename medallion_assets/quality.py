@@ -1,15 +1,16 @@
-"""Expectation results as Dagster asset check results, with counts, fraction and a sample."""
+"""Check results with counts, fraction and a sample: for expectations and integrity checks alike."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from dagster import AssetCheckResult, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.expectations import Expectation, expectations_for
+from medallion_assets.expectations import expectations_for
 from medallion_assets.tables import Table
 
 SAMPLE_ROWS = 5
@@ -25,21 +26,30 @@ def sample(df: DataFrame) -> MetadataValue:
     return MetadataValue.json(json.loads(json.dumps(rows, default=str)))
 
 
-def check_result(rule: Expectation, failed: int, total: int, failing: DataFrame) -> AssetCheckResult:
-    """One expectation's result: drop rules pass (the rows were removed), others pass only with no failures."""
-    metadata = {
+def check_result(
+    table: Table,
+    name: str,
+    failed: int,
+    total: int,
+    failing: DataFrame | None,
+    passed: bool | None = None,
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+    extra: Mapping[str, Any] | None = None,
+) -> AssetCheckResult:
+    """A check's result; it passes when nothing failed unless `passed` says otherwise."""
+    metadata: dict[str, Any] = {
         "failed_rows": failed,
         "total_rows": total,
         "failed_fraction": MetadataValue.float(failed / total if total else 0.0),
-        "action": rule.action,
+        **(extra or {}),
     }
-    if failed:
+    if failed and failing is not None:
         metadata["sample"] = sample(failing)
     return AssetCheckResult(
-        asset_key=rule.table.asset_key,
-        check_name=rule.name,
-        passed=rule.action == "drop" or failed == 0,
-        severity=rule.severity,
+        asset_key=table.asset_key,
+        check_name=name,
+        passed=failed == 0 if passed is None else passed,
+        severity=severity,
         metadata=metadata,
     )
 
@@ -47,7 +57,7 @@ def check_result(rule: Expectation, failed: int, total: int, failing: DataFrame)
 def expectation_results(
     table: Table, kept: DataFrame, rejected: DataFrame, dropped: Mapping[str, int], total: int
 ) -> list[AssetCheckResult]:
-    """Results for every expectation of a table: drops from the tally, warn/fail counted on the kept rows."""
+    """Results for every expectation of a table: drops from the tally (they pass), warn/fail counted on kept rows."""
     checked = expectations_for(table, "warn") + expectations_for(table, "fail")
     failures = {}
     if checked:
@@ -56,8 +66,13 @@ def expectation_results(
     results = []
     for rule in expectations_for(table):
         if rule.action == "drop":
-            failing = rejected.where(F.col("reject_reason") == rule.name)
-            results.append(check_result(rule, dropped.get(rule.name, 0), total, failing))
+            failed, failing = dropped.get(rule.name, 0), rejected.where(F.col("reject_reason") == rule.name)
         else:
-            results.append(check_result(rule, failures[rule.name], total, kept.where(~rule.condition)))
+            failed, failing = failures[rule.name], kept.where(~rule.condition)
+        results.append(
+            check_result(
+                table, rule.name, failed, total, failing,
+                passed=rule.action == "drop" or failed == 0, severity=rule.severity, extra={"action": rule.action},
+            )
+        )
     return results

@@ -45,7 +45,7 @@ BRONZE = {
     for topic in TOPICS
 }
 QUARANTINE = Table(
-    "bronze", "quarantine", "one row per raw record that is malformed or rejected", None,
+    "bronze", "quarantine", "one row per raw record of the day kept out of bronze, with the reason", "event_date",
     ("kafka_topic", "kafka_partition", "kafka_offset"),
 )
 DIM_USERS = Table("silver", "dim_users", "one row per user and version of tracked attributes", None, ("userKey",))

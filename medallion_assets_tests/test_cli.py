@@ -32,7 +32,7 @@ def test_materialize_every_asset_for_a_day_from_the_cli(kafka_bootstrap, tmp_pat
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     keys = [key.path for a in all_assets for key in a.keys]
-    assert len(keys) == 18
+    assert len(keys) == 19
     for layer, name in keys:
         assert (pipeline.root / layer / name / "_delta_log").is_dir(), f"{layer}/{name}"
     assert pipeline.rows(FACT_STREAM) > 0

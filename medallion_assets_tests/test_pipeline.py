@@ -11,11 +11,22 @@ from dagster import AssetKey
 from pyspark.sql import functions as F
 
 from medallion_assets.generator import GeneratorConfig, generate
-from medallion_assets.tables import BRONZE, DIMENSIONS, FACT_STREAM, RAW, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY, DIM_USERS
+from medallion_assets.tables import (
+    ARTIST_POPULARITY,
+    BRONZE,
+    DAILY_LOCATION_SUMMARY,
+    DAILY_USER_SUMMARY,
+    DIM_USERS,
+    DIMENSIONS,
+    FACT_STREAM,
+    QUARANTINE,
+    RAW,
+    WIDE_FACT,
+)
 from medallion_assets_tests.pipeline import LivePipeline
 
 FIRST, LAST = date(2024, 3, 1), date(2024, 3, 2)
-DOWNSTREAM = (*BRONZE.values(), *DIMENSIONS, FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY)
+DOWNSTREAM = (*BRONZE.values(), QUARANTINE, *DIMENSIONS, FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY)
 FACT_KEYS = {"userKey": "dim_users", "songKey": "dim_songs", "artistKey": "dim_artists", "locationKey": "dim_location", "dateKey": "dim_datetime"}
 
 
@@ -94,11 +105,23 @@ def test_fact_points_at_the_user_version_valid_at_the_listen(run, spark):
     assert users.groupBy("userId").agg(F.sum(F.col("current_row").cast("int")).alias("n")).where("n <> 1").count() == 0
 
 
+def test_every_check_of_the_run_passes(run):
+    *_, full = run
+    evaluations = full.get_asset_check_evaluations()
+    assert len(evaluations) >= 25
+    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+    assert failed == []
+    reconciliation = next(e for e in evaluations if e.check_name == "reconciliation")
+    assert reconciliation.metadata["total_rows"].value == sum(
+        m.metadata["records_ingested"].value for m in _materializations(run[2])
+    )
+
+
 def test_one_spark_session_serves_the_whole_run(run, spark):
     *_, full = run
     app_ids = {m.metadata["spark_app_id"].value for m in _materializations(full)}
     assert app_ids == {spark.sparkContext.applicationId}
-    assert len({m.asset_key for m in _materializations(full)}) == 14
+    assert len({m.asset_key for m in _materializations(full)}) == 15
 
 
 def test_tables_are_readable_by_delta_rs(run, spark):

@@ -1,6 +1,8 @@
 """bronze/<topic>: daily partitions of distinct valid events; every other raw row counted by reason."""
 
 
+from functools import reduce
+
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -9,6 +11,7 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.bronze.transform import classify, to_bronze
@@ -21,7 +24,8 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import partition_dates
 from medallion_assets.schemas import TOPICS
-from medallion_assets.tables import BRONZE, RAW
+from medallion_assets.integrity import count_mismatch, integrity_checks_for
+from medallion_assets.tables import BRONZE, QUARANTINE, RAW
 
 
 def build_bronze_asset(topic: str) -> AssetsDefinition:
@@ -54,7 +58,7 @@ def build_bronze_asset(topic: str) -> AssetsDefinition:
             total = sum(tally.values())
             checks = expectation_results(table, kept, rejected, tally, total)
             metadata = {
-                **commit_metadata(session, uri),
+                **commit_metadata(session, uri, days),
                 "raw_records": total,
                 "rejected_by_reason": MetadataValue.json({k: v for k, v in tally.items() if k is not None}),
                 "days": MetadataValue.json([d.isoformat() for d in days]),
@@ -66,4 +70,47 @@ def build_bronze_asset(topic: str) -> AssetsDefinition:
     return bronze_asset
 
 
-bronze_assets = [build_bronze_asset(topic) for topic in TOPICS]
+QUARANTINE_COLUMNS = (
+    "topic", "kafka_topic", "kafka_partition", "kafka_offset", "reject_reason", "parse_error", "value", "value_bytes",
+    "event_date",
+)
+
+
+@asset(
+    key=QUARANTINE.asset_key,
+    deps=[*[t.asset_key for t in RAW.values()], *[t.asset_key for t in BRONZE.values()]],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="bronze",
+    description=f"Grain: {QUARANTINE.grain}. Key: {', '.join(QUARANTINE.key)}.",
+    kinds={"spark", "delta"},
+    check_specs=[c.check_spec for c in integrity_checks_for(QUARANTINE).values()],
+)
+def quarantine(
+    context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Raw records of the days kept out of bronze, with the reason; reconciles raw with bronze."""
+    session = spark.session
+    days = partition_dates(context)
+    raw, bronze, rejected = [], [], []
+    for topic in TOPICS:
+        day_rows = read_table(session, warehouse.uri(RAW[topic]), RAW[topic].path).where(F.col("event_date").isin(days))
+        raw.append(day_rows.groupBy("event_date").count().withColumn("topic", F.lit(topic)))
+        kept = read_table(session, warehouse.uri(BRONZE[topic]), BRONZE[topic].path).where(F.col("event_date").isin(days))
+        bronze.append(kept.groupBy("event_date").count().withColumn("topic", F.lit(topic)))
+        tagged = classify(day_rows, topic, kafka.duration_unit).withColumn("topic", F.lit(topic))
+        rejected.append(tagged.where(F.col("reject_reason").isNotNull()).select(*QUARANTINE_COLUMNS))
+    uri = warehouse.uri(QUARANTINE)
+    replace_partitions(reduce(DataFrame.unionByName, rejected), uri, QUARANTINE.partition_column, days)
+    quarantined = session.read.format("delta").load(uri).where(F.col("event_date").isin(days))
+    accounted = reduce(DataFrame.unionByName, [*bronze, quarantined.groupBy("event_date", "topic").count()])
+    outcome = count_mismatch(
+        reduce(DataFrame.unionByName, raw), accounted.groupBy("event_date", "topic").agg(F.sum("count").alias("count")),
+        ["event_date", "topic"],
+    )
+    reasons = {f"{r['topic']}/{r['reject_reason']}": r["count"] for r in quarantined.groupBy("topic", "reject_reason").count().collect()}
+    check = integrity_checks_for(QUARANTINE)["reconciliation"].result(outcome, rejected_by_reason=MetadataValue.json(reasons))
+    return MaterializeResult(metadata=commit_metadata(session, uri, days), check_results=[check])
+
+
+bronze_assets = [*[build_bronze_asset(topic) for topic in TOPICS], quarantine]

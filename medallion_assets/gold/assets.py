@@ -4,6 +4,7 @@
 from collections.abc import Callable
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
     BackfillPolicy,
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import commit_metadata, overwrite_table, read_table, replace_partitions
 from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
+from medallion_assets.integrity import count_mismatch, integrity_checks_for, null_keys, orphan_keys
 from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.spark import SparkResource
@@ -61,17 +63,47 @@ def write_days(
 ) -> MaterializeResult:
     """Replace the run's days of a daily table."""
     uri = warehouse.uri(table)
-    replace_partitions(df, uri, table.partition_column, partition_dates(context))
-    return MaterializeResult(metadata=commit_metadata(session, uri))
+    days = partition_dates(context)
+    replace_partitions(df, uri, table.partition_column, days)
+    return MaterializeResult(metadata=commit_metadata(session, uri, days))
 
 
-@asset(deps=[LISTENS.asset_key, *[d.asset_key for d in DIMENSIONS]], **_daily_spec(FACT_STREAM))
+FACT_KEY_DIMENSIONS = {
+    "userKey": DIM_USERS, "songKey": DIM_SONGS, "artistKey": DIM_ARTISTS, "locationKey": DIM_LOCATION, "dateKey": DIM_DATETIME,
+}
+
+
+def fact_checks(fact: DataFrame, listens: DataFrame, dims: dict[str, DataFrame]) -> list[AssetCheckResult]:
+    """No null key, every key in its dimension, one fact row per bronze listen of each day."""
+    checks = integrity_checks_for(FACT_STREAM)
+    return [
+        checks["no_null_keys"].result(null_keys(fact, list(FACT_KEY_DIMENSIONS))),
+        checks["keys_in_dimensions"].result(orphan_keys(fact, dims)),
+        checks["fan_out"].result(
+            count_mismatch(
+                listens.groupBy(F.col("event_date").alias("date_part")).count(),
+                fact.groupBy("date_part").count(),
+                ["date_part"],
+            )
+        ),
+    ]
+
+
+@asset(
+    deps=[LISTENS.asset_key, *[d.asset_key for d in DIMENSIONS]],
+    check_specs=[c.check_spec for c in integrity_checks_for(FACT_STREAM).values()],
+    **_daily_spec(FACT_STREAM),
+)
 def fact_stream(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
     """Listens of the run's days, keyed to the dimensions."""
     session = spark.session
-    listens = _read(session, warehouse, LISTENS).where(F.col("event_date").isin(partition_dates(context)))
-    dims = [_read(session, warehouse, t) for t in (DIM_USERS, DIM_SONGS, DIM_ARTISTS, DIM_LOCATION)]
-    return write_days(context, session, warehouse, FACT_STREAM, build_fact_stream(listens, *dims))
+    days = partition_dates(context)
+    listens = _read(session, warehouse, LISTENS).where(F.col("event_date").isin(days))
+    dims = {key: _read(session, warehouse, table) for key, table in FACT_KEY_DIMENSIONS.items()}
+    fact = build_fact_stream(listens, dims["userKey"], dims["songKey"], dims["artistKey"], dims["locationKey"])
+    result = write_days(context, session, warehouse, FACT_STREAM, fact)
+    written = _read(session, warehouse, FACT_STREAM).where(F.col("date_part").isin(days))
+    return MaterializeResult(metadata=result.metadata, check_results=fact_checks(written, listens, dims))
 
 
 @asset(deps=[FACT_STREAM.asset_key, *[d.asset_key for d in DIMENSIONS]], **_daily_spec(WIDE_FACT))

@@ -1,7 +1,10 @@
 """raw/<topic>: every Kafka record exactly once, appended by offset range."""
 
 
+from datetime import date
+
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
     Backoff,
@@ -11,6 +14,7 @@ from dagster import (
     asset,
 )
 from delta.tables import DeltaTable
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import append_once, commit_metadata
@@ -20,7 +24,9 @@ from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import TOPICS
-from medallion_assets.tables import RAW
+from medallion_assets.integrity import Outcome, integrity_checks_for
+from medallion_assets.partitions import daily_partitions
+from medallion_assets.tables import RAW, Table
 
 KAFKA_RETRY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
 
@@ -35,6 +41,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
         description=f"Grain: {table.grain} of topic {topic}. Appended by Kafka offset range, exactly once.",
         kinds={"spark", "delta", "kafka"},
         retry_policy=KAFKA_RETRY,
+        check_specs=[c.check_spec for c in integrity_checks_for(table).values()],
     )
     def raw_asset(
         context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
@@ -53,7 +60,10 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             context.log.info(f"{kafka.topic(topic)}: no new records")
             if existing is None:  # an empty table, so downstream days of a silent topic are empty, not missing
                 append_once(parse_records(empty_records(session), topic), uri, "event_date", f"raw/{kafka.topic(topic)}", 0)
-            return MaterializeResult(metadata={**base, "event_dates": MetadataValue.json([])})
+            return MaterializeResult(
+                metadata={**base, "event_dates": MetadataValue.json([])},
+                check_results=[outside_partitions_result(table, session.read.format("delta").load(uri))],
+            )
         starting, ending = spark_offsets(kafka.topic(topic), ranges)
         records = (
             session.read.format("kafka")
@@ -61,25 +71,45 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             .option("subscribe", kafka.topic(topic))
             .option("startingOffsets", starting)
             .option("endingOffsets", ending)
+            .option("minPartitions", session.conf.get("spark.sql.shuffle.partitions"))
             .load()
         )
-        append_once(parse_records(records, topic), uri, "event_date", f"raw/{kafka.topic(topic)}", sum(r.end for r in ranges))
-        written = session.read.format("delta").load(uri).where(
-            F.expr(" OR ".join(f"(kafka_partition = {r.partition} AND kafka_offset >= {r.start})" for r in ranges))
-        )
-        tally = written.groupBy("event_date", F.col("parse_error").isNotNull().alias("malformed")).count().collect()
-        dates = sorted({str(r["event_date"]) for r in tally if r["event_date"] is not None})
+        parsed = parse_records(records, topic).cache()
+        try:
+            tally = parsed.groupBy("event_date", F.col("parse_error").isNotNull().alias("malformed")).count().collect()
+            append_once(parsed, uri, "event_date", f"raw/{kafka.topic(topic)}", sum(r.end for r in ranges))
+        finally:
+            parsed.unpersist()
+        table_rows = session.read.format("delta").load(uri)
         return MaterializeResult(
+            check_results=[outside_partitions_result(table, table_rows)],
             metadata={
                 **commit_metadata(session, uri),
                 **base,
-                "event_dates": MetadataValue.json(dates),
+                "dagster/row_count": table_rows.count(),
+                "event_dates": MetadataValue.json(sorted({str(r["event_date"]) for r in tally if r["event_date"]})),
                 "malformed_records": sum(r["count"] for r in tally if r["malformed"]),
                 "undated_records": sum(r["count"] for r in tally if r["event_date"] is None),
-            }
+            },
         )
 
     return raw_asset
+
+
+def outside_partitions_result(table: Table, raw: DataFrame) -> AssetCheckResult:
+    """Records that no daily partition will process, by reason (a warning, never silent)."""
+    keys = daily_partitions.get_partition_keys()
+    first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
+    reason = (
+        F.when(F.col("event_date").isNull() & F.col("parse_error").isNotNull(), F.lit("malformed without a day"))
+        .when(F.col("event_date").isNull(), F.lit("no readable ts"))
+        .when(F.col("event_date") < F.lit(first), F.lit(f"before {first}"))
+        .when(F.col("event_date") > F.lit(last), F.lit(f"after {last}"))
+    )
+    outside = raw.where(F.col("event_date").isNull() | ~F.col("event_date").between(first, last)).withColumn("reason", reason)
+    by_reason = {r["reason"]: r["count"] for r in outside.groupBy("reason").count().collect()}
+    outcome = Outcome(sum(by_reason.values()), raw.count(), outside.select("reason", "kafka_partition", "kafka_offset", "value"))
+    return integrity_checks_for(table)["records_outside_partitions"].result(outcome, by_reason=MetadataValue.json(by_reason))
 
 
 raw_assets = [build_raw_asset(topic) for topic in TOPICS]

@@ -1,12 +1,16 @@
 """Silver dimensions: users (SCD2), locations, songs, artists and hours."""
 
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from collections.abc import Callable
+
+from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import commit_metadata, overwrite_table, read_table
 from medallion_assets.expectations import drop_violations, expectations_for
+from medallion_assets.integrity import current_rows, songs_accounting, duplicate_keys, integrity_checks_for, version_breaks
+from medallion_assets.keys import UNKNOWN
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.quality import expectation_results
 from medallion_assets.reference import read_reference_csv, well_formed
@@ -27,19 +31,30 @@ def _spec(table: Table) -> dict:
         "group_name": "silver",
         "description": f"Grain: {table.grain}. Key: {', '.join(table.key)}.",
         "kinds": {"spark", "delta"},
-        "check_specs": [rule.check_spec for rule in expectations_for(table)],
+        "check_specs": [rule.check_spec for rule in expectations_for(table)]
+        + [c.check_spec for c in integrity_checks_for(table).values()],
     }
+
+
+def integrity_results(table: Table, written: DataFrame) -> list[AssetCheckResult]:
+    """Key uniqueness of every dimension, and the SCD2 invariants of dim_users."""
+    checks = integrity_checks_for(table)
+    results = [checks["unique_key"].result(duplicate_keys(written, table.key))]
+    if table == DIM_USERS:
+        results.append(checks["one_current_row_per_user"].result(current_rows(written)))
+        results.append(checks["versions_contiguous"].result(version_breaks(written)))
+    return results
 
 
 def publish(
     session: SparkSession,
     warehouse: WarehouseResource,
     table: Table,
-    build,
+    build: Callable[[DataFrame], DataFrame],
     rows: DataFrame,
     extra: dict | None = None,
-) -> MaterializeResult:
-    """Apply the drop expectations to `rows`, write `build(kept)`, report counts and checks."""
+) -> tuple[MaterializeResult, dict[str, int]]:
+    """Apply the drop expectations to `rows`, write `build(kept)`, report counts and checks; returns the tally too."""
     rows = rows.cache()
     try:
         kept, rejected = drop_violations(rows, table)
@@ -48,7 +63,7 @@ def publish(
         overwrite_table(build(kept), uri)
         written = session.read.format("delta").load(uri)
         total = rows.count()
-        checks = expectation_results(table, written, rejected, tally, total)
+        checks = expectation_results(table, written, rejected, tally, total) + integrity_results(table, written)
     finally:
         rows.unpersist()
     metadata = {
@@ -57,7 +72,7 @@ def publish(
         "dropped_by_expectation": MetadataValue.json(tally),
         **(extra or {}),
     }
-    return MaterializeResult(metadata=metadata, check_results=checks)
+    return MaterializeResult(metadata=metadata, check_results=checks), tally
 
 
 @asset(deps=[BRONZE[t].asset_key for t in TOPICS], **_spec(DIM_USERS))
@@ -65,7 +80,7 @@ def dim_users(spark: SparkResource, warehouse: WarehouseResource) -> Materialize
     """SCD2 users from every bronze event type."""
     session = spark.session
     bronze = [read_table(session, warehouse.uri(BRONZE[t]), BRONZE[t].path) for t in TOPICS]
-    return publish(session, warehouse, DIM_USERS, lambda df: df, build_dim_users(bronze))
+    return publish(session, warehouse, DIM_USERS, lambda df: df, build_dim_users(bronze))[0]
 
 
 @asset(deps=[BRONZE["listen_events"].asset_key], **_spec(DIM_LOCATION))
@@ -76,7 +91,7 @@ def dim_location(spark: SparkResource, warehouse: WarehouseResource) -> Material
     states, _ = well_formed(read_reference_csv(session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
     return publish(
         session, warehouse, DIM_LOCATION, lambda kept: build_dim_location(kept, states), locations(listens)
-    )
+    )[0]
 
 
 def _songs(session: SparkSession, warehouse: WarehouseResource) -> tuple[DataFrame, int]:
@@ -88,8 +103,19 @@ def _songs(session: SparkSession, warehouse: WarehouseResource) -> tuple[DataFra
 @asset(**_spec(DIM_SONGS))
 def dim_songs(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
     """Songs of songs.csv."""
-    songs, malformed = _songs(spark.session, warehouse)
-    return publish(spark.session, warehouse, DIM_SONGS, build_dim_songs, songs, {"malformed_csv_rows": malformed})
+    session = spark.session
+    songs, malformed = _songs(session, warehouse)
+    result, dropped = publish(session, warehouse, DIM_SONGS, build_dim_songs, songs, {"malformed_csv_rows": malformed})
+    kept = drop_violations(songs, DIM_SONGS)[0]
+    counts = {
+        "csv_records": songs.count() + malformed,
+        "malformed_csv_rows": malformed,
+        "dropped_by_expectation": sum(dropped.values()),
+        "repeated_song_ids": kept.count() - kept.select("songId").distinct().count(),
+        "dim_songs_rows": session.read.format("delta").load(warehouse.uri(DIM_SONGS)).where(F.col("songId") != UNKNOWN).count(),
+    }
+    reconciliation = integrity_checks_for(DIM_SONGS)["songs_reconciliation"].result(songs_accounting(**counts), **counts)
+    return MaterializeResult(metadata=result.metadata, check_results=[*result.check_results, reconciliation])
 
 
 @asset(**_spec(DIM_ARTISTS))
@@ -98,7 +124,7 @@ def dim_artists(spark: SparkResource, warehouse: WarehouseResource) -> Materiali
     songs, malformed = _songs(spark.session, warehouse)
     return publish(
         spark.session, warehouse, DIM_ARTISTS, build_dim_artists, artist_rows(songs), {"malformed_csv_rows": malformed}
-    )
+    )[0]
 
 
 @asset(**_spec(DIM_DATETIME))
@@ -110,7 +136,7 @@ def dim_datetime(context: AssetExecutionContext, spark: SparkResource, warehouse
     context.log.info(f"dim_datetime covers {start} .. {end}")
     return publish(
         spark.session, warehouse, DIM_DATETIME, lambda df: df, build_dim_datetime(spark.session, start, end)
-    )
+    )[0]
 
 
 silver_assets = [dim_users, dim_location, dim_songs, dim_artists, dim_datetime]
