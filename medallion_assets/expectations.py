@@ -72,6 +72,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation(DIM_LOCATION, "valid_state", "stateCode IS NOT NULL", "drop"),
     Expectation(DIM_SONGS, "valid_song_id", "songId IS NOT NULL", "drop"),
     Expectation(DIM_SONGS, "valid_title", "title IS NOT NULL", "drop"),
+    Expectation(DIM_SONGS, "valid_duration", "duration IS NULL OR duration > 0", "fail"),
     Expectation(DIM_ARTISTS, "valid_artist_id", "artistId IS NOT NULL", "drop"),
     Expectation(DIM_ARTISTS, "valid_name", "name IS NOT NULL AND name <> ''", "drop"),
 )

@@ -51,6 +51,7 @@ def check_result(
         passed=failed == 0 if passed is None else passed,
         severity=severity,
         metadata=metadata,
+        description=f"{failed} of {total} rows fail {name}",
     )
 
 

@@ -15,15 +15,17 @@ def test_each_kind_of_bad_input_is_kept_with_a_reason(spark):
         event("2018-10-01T10:00:00", ts="yesterday"),
         event("2018-10-01T10:00:00", userId={"id": 7}),
         event("2018-10-01T10:00:00", extra_field="kept in value"),
+        b"{'ts': 1538388000000, 'userId': '7'}",
     ]
     rows = parse_records(records(spark, "listen_events", values), "listen_events").orderBy("kafka_offset").collect()
     assert [r["parse_error"] for r in rows] == [
-        None, "invalid JSON object", "invalid JSON object", "not UTF-8", "wrong type: ts", "wrong type: userId", None
+        None, "invalid JSON object", "invalid JSON object", "not UTF-8", "wrong type: ts", "wrong type: userId", None,
+        "invalid JSON object",
     ]
     assert len(rows) == len(values)
     assert rows[3]["value_bytes"] == values[3]
     assert "extra_field" in rows[6]["value"]
-    assert [r["event_date"] for r in rows] == [date(2018, 10, 1), None, None, None, None, date(2018, 10, 1), date(2018, 10, 1)]
+    assert [r["event_date"] for r in rows] == [date(2018, 10, 1), None, None, None, None, date(2018, 10, 1), date(2018, 10, 1), None]
 
 
 def test_both_dialects_parse_to_the_same_types(spark):

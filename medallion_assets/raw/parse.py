@@ -52,7 +52,7 @@ def parse_records(records: DataFrame, topic: str) -> DataFrame:
         F.make_valid_utf8(text).alias("value"),
         F.when(~F.is_valid_utf8(text), F.col("value")).alias("value_bytes"),
         F.is_valid_utf8(text).alias("_utf8"),
-        F.from_json(text, wire_schema(topic), {"mode": "PERMISSIVE"}).alias("_json"),
+        F.from_json(text, wire_schema(topic), {"mode": "PERMISSIVE", "allowSingleQuotes": "false"}).alias("_json"),
     )
     readable = F.col("_utf8") & F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNull()
     typed = {name: F.when(readable, F.col(f"_json.{name}").try_cast(dtype)) for name, dtype in fields.items()}
