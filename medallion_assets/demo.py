@@ -53,11 +53,13 @@ def main() -> None:
     settings = client_settings()
     if settings["bootstrap.servers"] == f"127.0.0.1:{DEFAULT_PORT}":
         ensure_broker(default_home(), DEFAULT_PORT, topics=TOPICS)
-    config = GeneratorConfig(users=args.users, days=args.days, seed=args.seed, dialect=args.dialect).resolved()
+    kafka = KafkaResource(duration_unit="milliseconds" if args.dialect == "seed" else "seconds")
+    config = GeneratorConfig(
+        users=args.users, days=args.days, seed=args.seed, dialect=args.dialect, topic_prefix=kafka.topic("")
+    ).resolved()
     report = write_kafka(generate(config), settings)
     print(f"Produced {report.total_events} events: {dict(report.events_per_topic)}")
 
-    kafka = KafkaResource(duration_unit="milliseconds" if args.dialect == "seed" else "seconds")
     first, last = config.start_date, config.start_date + timedelta(days=args.days - 1)
     instance = DagsterInstance.get() if EnvVar("DAGSTER_HOME").get_value() else DagsterInstance.ephemeral()
     result = materialize_days(first, last, resources={"kafka": kafka}, instance=instance)

@@ -1,10 +1,27 @@
-"""Helpers shared by the assets: partitions of a run and table reads."""
+"""Helpers shared by the assets: the asset arguments of a table, and the days a run covers."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, BackfillPolicy
+
+from medallion_assets.partitions import daily_partitions
+from medallion_assets.tables import Table
+
+
+def table_asset_args(table: Table, **extra: Any) -> dict[str, Any]:
+    """@asset arguments of a table: key, group = layer, grain as description, daily partitions if any."""
+    args: dict[str, Any] = {
+        "key": table.asset_key,
+        "group_name": table.layer,
+        "description": f"Grain: {table.grain}." + (f" Key: {', '.join(table.key)}." if table.key else ""),
+        "kinds": {"spark", "delta"},
+    }
+    if table.partition_column and table.layer != "raw":
+        args |= {"partitions_def": daily_partitions, "backfill_policy": BackfillPolicy.single_run()}
+    return args | extra
 
 
 def partition_dates(context: AssetExecutionContext) -> list[date]:

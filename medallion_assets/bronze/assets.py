@@ -6,7 +6,6 @@ from functools import reduce
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -17,12 +16,11 @@ from pyspark.sql import functions as F
 from medallion_assets.bronze.transform import classify, to_bronze
 from medallion_assets.delta_io import commit_metadata, read_table, replace_partitions
 from medallion_assets.expectations import expectations_for
-from medallion_assets.partitions import daily_partitions
 from medallion_assets.quality import expectation_results
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import partition_dates
+from medallion_assets.runtime import partition_dates, table_asset_args
 from medallion_assets.schemas import TOPICS
 from medallion_assets.integrity import count_mismatch, integrity_checks_for
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
@@ -33,14 +31,8 @@ def build_bronze_asset(topic: str) -> AssetsDefinition:
     table = BRONZE[topic]
 
     @asset(
-        key=table.asset_key,
         deps=[RAW[topic].asset_key],
-        partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        group_name="bronze",
-        description=f"Grain: {table.grain}. Key: {', '.join(table.key)}.",
-        kinds={"spark", "delta"},
-        check_specs=[rule.check_spec for rule in expectations_for(table)],
+        **table_asset_args(table, check_specs=[rule.check_spec for rule in expectations_for(table)]),
     )
     def bronze_asset(
         context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
@@ -77,14 +69,8 @@ QUARANTINE_COLUMNS = (
 
 
 @asset(
-    key=QUARANTINE.asset_key,
     deps=[*[t.asset_key for t in RAW.values()], *[t.asset_key for t in BRONZE.values()]],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="bronze",
-    description=f"Grain: {QUARANTINE.grain}. Key: {', '.join(QUARANTINE.key)}.",
-    kinds={"spark", "delta"},
-    check_specs=[c.check_spec for c in integrity_checks_for(QUARANTINE).values()],
+    **table_asset_args(QUARANTINE, check_specs=[c.check_spec for c in integrity_checks_for(QUARANTINE).values()]),
 )
 def quarantine(
     context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource

@@ -7,7 +7,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
-    BackfillPolicy,
     MaterializeResult,
     asset,
 )
@@ -18,10 +17,9 @@ from medallion_assets.delta_io import commit_metadata, overwrite_table, read_tab
 from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
 from medallion_assets.integrity import count_mismatch, integrity_checks_for, null_keys, orphan_keys
 from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
-from medallion_assets.partitions import daily_partitions
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import partition_dates
+from medallion_assets.runtime import partition_dates, table_asset_args
 from medallion_assets.tables import (
     ARTIST_POPULARITY,
     BRONZE,
@@ -44,18 +42,6 @@ LISTENS = BRONZE["listen_events"]
 def _read(session: SparkSession, warehouse: WarehouseResource, table: Table) -> DataFrame:
     """A whole upstream table."""
     return read_table(session, warehouse.uri(table), table.path)
-
-
-def _daily_spec(table: Table) -> dict:
-    """Shared asset arguments of a daily gold table."""
-    return {
-        "key": table.asset_key,
-        "group_name": "gold",
-        "description": f"Grain: {table.grain}. Key: {', '.join(table.key)}.",
-        "kinds": {"spark", "delta"},
-        "partitions_def": daily_partitions,
-        "backfill_policy": BackfillPolicy.single_run(),
-    }
 
 
 def write_days(
@@ -91,8 +77,7 @@ def fact_checks(fact: DataFrame, listens: DataFrame, dims: dict[str, DataFrame])
 
 @asset(
     deps=[LISTENS.asset_key, *[d.asset_key for d in DIMENSIONS]],
-    check_specs=[c.check_spec for c in integrity_checks_for(FACT_STREAM).values()],
-    **_daily_spec(FACT_STREAM),
+    **table_asset_args(FACT_STREAM, check_specs=[c.check_spec for c in integrity_checks_for(FACT_STREAM).values()]),
 )
 def fact_stream(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
     """Listens of the run's days, keyed to the dimensions."""
@@ -106,7 +91,7 @@ def fact_stream(context: AssetExecutionContext, spark: SparkResource, warehouse:
     return MaterializeResult(metadata=result.metadata, check_results=fact_checks(written, listens, dims))
 
 
-@asset(deps=[FACT_STREAM.asset_key, *[d.asset_key for d in DIMENSIONS]], **_daily_spec(WIDE_FACT))
+@asset(deps=[FACT_STREAM.asset_key, *[d.asset_key for d in DIMENSIONS]], **table_asset_args(WIDE_FACT))
 def wide_fact(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
     """The fact of the run's days with every dimension's attributes."""
     session = spark.session
@@ -118,7 +103,7 @@ def wide_fact(context: AssetExecutionContext, spark: SparkResource, warehouse: W
 def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame]) -> AssetsDefinition:
     """A daily summary of wide_fact."""
 
-    @asset(deps=[WIDE_FACT.asset_key], **_daily_spec(table))
+    @asset(deps=[WIDE_FACT.asset_key], **table_asset_args(table))
     def summary(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
         session = spark.session
         wide = _read(session, warehouse, WIDE_FACT).where(F.col("date_part").isin(partition_dates(context)))
@@ -127,13 +112,7 @@ def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame
     return summary
 
 
-@asset(
-    key=ARTIST_POPULARITY.asset_key,
-    deps=[WIDE_FACT.asset_key],
-    group_name="gold",
-    description=f"Grain: {ARTIST_POPULARITY.grain}.",
-    kinds={"spark", "delta"},
-)
+@asset(deps=[WIDE_FACT.asset_key], **table_asset_args(ARTIST_POPULARITY))
 def artist_popularity_asset(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
     """Streams, listeners, songs and active days per artist over all time."""
     session = spark.session

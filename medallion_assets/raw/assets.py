@@ -23,6 +23,7 @@ from medallion_assets.raw.parse import empty_records, parse_records
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.runtime import table_asset_args
 from medallion_assets.schemas import TOPICS
 from medallion_assets.integrity import Outcome, integrity_checks_for
 from medallion_assets.partitions import daily_partitions
@@ -36,12 +37,13 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
     table = RAW[topic]
 
     @asset(
-        key=table.asset_key,
-        group_name="raw",
-        description=f"Grain: {table.grain} of topic {topic}. Appended by Kafka offset range, exactly once.",
-        kinds={"spark", "delta", "kafka"},
-        retry_policy=KAFKA_RETRY,
-        check_specs=[c.check_spec for c in integrity_checks_for(table).values()],
+        **table_asset_args(
+            table,
+            description=f"Grain: {table.grain} of topic {topic}. Appended by Kafka offset range, exactly once.",
+            kinds={"spark", "delta", "kafka"},
+            retry_policy=KAFKA_RETRY,
+            check_specs=[c.check_spec for c in integrity_checks_for(table).values()],
+        )
     )
     def raw_asset(
         context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource

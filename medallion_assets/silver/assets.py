@@ -17,6 +17,7 @@ from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
+from medallion_assets.runtime import table_asset_args
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import build_dim_location, locations
 from medallion_assets.silver.dim_users import build_dim_users
@@ -25,15 +26,12 @@ from medallion_assets.tables import BRONZE, DIM_ARTISTS, DIM_DATETIME, DIM_LOCAT
 
 
 def _spec(table: Table) -> dict:
-    """Shared asset arguments of a silver table."""
-    return {
-        "key": table.asset_key,
-        "group_name": "silver",
-        "description": f"Grain: {table.grain}. Key: {', '.join(table.key)}.",
-        "kinds": {"spark", "delta"},
-        "check_specs": [rule.check_spec for rule in expectations_for(table)]
+    """Asset arguments of a silver table, with its expectation and integrity checks."""
+    return table_asset_args(
+        table,
+        check_specs=[rule.check_spec for rule in expectations_for(table)]
         + [c.check_spec for c in integrity_checks_for(table).values()],
-    }
+    )
 
 
 def integrity_results(table: Table, written: DataFrame) -> list[AssetCheckResult]:
