@@ -27,14 +27,17 @@ def _in_list(column: str, values: Sequence[date]) -> str:
     return f"{column} IN ({', '.join(repr(v.isoformat()) for v in values)})"
 
 
-def replace_partitions(df: DataFrame, uri: str, column: str, values: Sequence[date]) -> None:
-    """Overwrite exactly the given partitions (replaceWhere), leaving the others untouched."""
+def replace_partitions(
+    df: DataFrame, uri: str, column: str, values: Sequence[date], also_where: str | None = None
+) -> None:
+    """Overwrite exactly the given partitions (and those `also_where` selects), leaving the others untouched."""
+    predicate = _in_list(column, values) + (f" OR {also_where}" if also_where else "")
     (
         df.repartition(column)  # one file per day and write, not one per shuffle partition
         .write.format("delta")
         .mode("overwrite")
         .partitionBy(column)
-        .option("replaceWhere", _in_list(column, values))
+        .option("replaceWhere", predicate)
         .save(uri)
     )
 

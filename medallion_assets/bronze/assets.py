@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from medallion_assets.bronze.transform import classify, to_bronze
 from medallion_assets.delta_io import commit_metadata, read_table, replace_partitions
 from medallion_assets.expectations import expectations_for
+from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
 from medallion_assets.quality import expectation_results
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
@@ -75,19 +76,24 @@ QUARANTINE_COLUMNS = (
 def quarantine(
     context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    """Raw records of the days kept out of bronze, with the reason; reconciles raw with bronze."""
+    """Raw records kept out of bronze: of the run's days, and those without a partition; reconciles raw with bronze."""
     session = spark.session
     days = partition_dates(context)
     raw, bronze, rejected = [], [], []
     for topic in TOPICS:
-        day_rows = read_table(session, warehouse.uri(RAW[topic]), RAW[topic].path).where(F.col("event_date").isin(days))
+        all_rows = read_table(session, warehouse.uri(RAW[topic]), RAW[topic].path)
+        unassigned = outside_partitions(all_rows).withColumn("topic", F.lit(topic)).withColumnRenamed("reason", "reject_reason")
+        rejected.append(unassigned.select(*QUARANTINE_COLUMNS))
+        day_rows = all_rows.where(F.col("event_date").isin(days))
         raw.append(day_rows.groupBy("event_date").count().withColumn("topic", F.lit(topic)))
         kept = read_table(session, warehouse.uri(BRONZE[topic]), BRONZE[topic].path).where(F.col("event_date").isin(days))
         bronze.append(kept.groupBy("event_date").count().withColumn("topic", F.lit(topic)))
         tagged = classify(day_rows, topic, kafka.duration_unit).withColumn("topic", F.lit(topic))
         rejected.append(tagged.where(F.col("reject_reason").isNotNull()).select(*QUARANTINE_COLUMNS))
     uri = warehouse.uri(QUARANTINE)
-    replace_partitions(reduce(DataFrame.unionByName, rejected), uri, QUARANTINE.partition_column, days)
+    replace_partitions(
+        reduce(DataFrame.unionByName, rejected), uri, QUARANTINE.partition_column, days, outside_partitions_predicate()
+    )
     quarantined = session.read.format("delta").load(uri).where(F.col("event_date").isin(days))
     accounted = reduce(DataFrame.unionByName, [*bronze, quarantined.groupBy("event_date", "topic").count()])
     outcome = count_mismatch(

@@ -1,8 +1,6 @@
 """raw/<topic>: every Kafka record exactly once, appended by offset range."""
 
 
-from datetime import date
-
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
@@ -19,14 +17,13 @@ from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import append_once, commit_metadata
 from medallion_assets.raw.offsets import next_offsets, plan_ranges, spark_offsets
-from medallion_assets.raw.parse import empty_records, parse_records
+from medallion_assets.raw.parse import empty_records, outside_partitions, parse_records
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import table_asset_args
 from medallion_assets.schemas import TOPICS
 from medallion_assets.integrity import Outcome, integrity_checks_for
-from medallion_assets.partitions import daily_partitions
 from medallion_assets.tables import RAW, Table
 
 KAFKA_RETRY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
@@ -100,15 +97,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
 
 def outside_partitions_result(table: Table, raw: DataFrame) -> AssetCheckResult:
     """Records that no daily partition will process, by reason (a warning, never silent)."""
-    keys = daily_partitions.get_partition_keys()
-    first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
-    reason = (
-        F.when(F.col("event_date").isNull() & F.col("parse_error").isNotNull(), F.lit("malformed without a day"))
-        .when(F.col("event_date").isNull(), F.lit("no readable ts"))
-        .when(F.col("event_date") < F.lit(first), F.lit(f"before {first}"))
-        .when(F.col("event_date") > F.lit(last), F.lit(f"after {last}"))
-    )
-    outside = raw.where(F.col("event_date").isNull() | ~F.col("event_date").between(first, last)).withColumn("reason", reason)
+    outside = outside_partitions(raw)
     by_reason = {r["reason"]: r["count"] for r in outside.groupBy("reason").count().collect()}
     outcome = Outcome(sum(by_reason.values()), raw.count(), outside.select("reason", "kafka_partition", "kafka_offset", "value"))
     return integrity_checks_for(table)["records_outside_partitions"].result(outcome, by_reason=MetadataValue.json(by_reason))

@@ -10,6 +10,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
+from medallion_assets.partitions import partition_bounds
 from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, event_fields, wire_schema
 
 # Epoch-millisecond bounds that convert to a timestamp without overflow (years 1..9999).
@@ -80,3 +81,21 @@ def parse_records(records: DataFrame, topic: str) -> DataFrame:
         F.to_date(event_ts).alias("event_date"),
         F.current_timestamp().alias("ingestion_timestamp"),
     )
+
+
+def outside_partitions(raw: DataFrame) -> DataFrame:
+    """Raw rows no daily partition processes, with a `reason`: no readable day, or a day out of range."""
+    first, last = partition_bounds()
+    reason = (
+        F.when(F.col("event_date").isNull() & F.col("parse_error").isNotNull(), F.lit("malformed without a day"))
+        .when(F.col("event_date").isNull(), F.lit("no readable ts"))
+        .when(F.col("event_date") < F.lit(first), F.lit(f"before {first}"))
+        .otherwise(F.lit(f"after {last}"))
+    )
+    return raw.where(F.col("event_date").isNull() | ~F.col("event_date").between(first, last)).withColumn("reason", reason)
+
+
+def outside_partitions_predicate() -> str:
+    """SQL predicate on event_date selecting what `outside_partitions` returns."""
+    first, last = partition_bounds()
+    return f"event_date IS NULL OR event_date < '{first}' OR event_date > '{last}'"
