@@ -4,11 +4,14 @@ from dagster import Definitions, in_process_executor
 
 from medallion_assets.bronze.assets import bronze_assets
 from medallion_assets.gold.assets import gold_assets
-from medallion_assets.jobs import ingest_job, medallion_job
+from medallion_assets.jobs import downstream_job, ingest_job, medallion_job
+from medallion_assets.maintenance import maintenance_job
 from medallion_assets.raw.assets import raw_assets
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.schedules import daily_schedule, weekly_maintenance_schedule
+from medallion_assets.sensors import KafkaSensorSettings, kafka_offsets_sensor, raw_to_gold_sensor
 from medallion_assets.silver.assets import silver_assets
 
 all_assets = [*raw_assets, *bronze_assets, *silver_assets, *gold_assets]
@@ -17,12 +20,15 @@ resources = {
     "spark": SparkResource(),
     "kafka": KafkaResource(),
     "warehouse": WarehouseResource(),
+    "kafka_sensor": KafkaSensorSettings(),
 }
 
 # Every step runs in the run's process, so one run starts one JVM and one Spark session.
 defs = Definitions(
     assets=all_assets,
-    jobs=[ingest_job, medallion_job],
+    jobs=[ingest_job, medallion_job, downstream_job, maintenance_job],
+    schedules=[daily_schedule, weekly_maintenance_schedule],
+    sensors=[kafka_offsets_sensor, raw_to_gold_sensor],
     resources=resources,
     executor=in_process_executor,
 )

@@ -14,22 +14,7 @@ from medallion_assets.resources.kafka import KafkaResource, client_settings
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
 from medallion_assets.schemas import TOPICS
-from medallion_assets.tables import (
-    ARTIST_POPULARITY,
-    BRONZE,
-    DAILY_LOCATION_SUMMARY,
-    DAILY_USER_SUMMARY,
-    DIMENSIONS,
-    FACT_STREAM,
-    QUARANTINE,
-    RAW,
-    WIDE_FACT,
-)
-
-ALL_TABLES = (
-    *RAW.values(), *BRONZE.values(), QUARANTINE, *DIMENSIONS,
-    FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY,
-)
+from medallion_assets.tables import ALL_TABLES
 
 
 def table_rows(warehouse: WarehouseResource) -> list[tuple[str, int, str]]:

@@ -2,6 +2,10 @@
 
 from dagster import AssetSelection, define_asset_job
 
+# Runs with this tag rewrite the tables below raw; the run queue can hold them to one at a time
+# (tag_concurrency_limits, see docs/operations.md) so two never overwrite a dimension together.
+WRITES_TAG = {"medallion/writes": "below-raw"}
+
 ingest_job = define_asset_job(
     "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw."
 )
@@ -10,4 +14,11 @@ medallion_job = define_asset_job(
     "medallion_job",
     selection=AssetSelection.all(),
     description="Kafka -> raw -> bronze -> silver -> gold for a day or a range of days, in one Spark session.",
+)
+
+downstream_job = define_asset_job(
+    "downstream_job",
+    selection=AssetSelection.all() - AssetSelection.groups("raw"),
+    description="Rebuild bronze, silver and gold from raw for a day or a range of days, in one Spark session.",
+    tags=WRITES_TAG,
 )

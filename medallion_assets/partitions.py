@@ -1,8 +1,10 @@
-"""Daily event partitions, from the first day of data through the current UTC day."""
+"""Daily event partitions, from the first day of data through the current UTC day, and day ranges."""
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, timedelta
 
 from dagster import DailyPartitionsDefinition
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 PARTITIONS_START_DATE = "2018-10-01"
 
@@ -12,6 +14,24 @@ daily_partitions = DailyPartitionsDefinition(
 
 
 def partition_bounds() -> tuple[date, date]:
-    """First and last day that has a partition now."""
-    keys = daily_partitions.get_partition_keys()
-    return date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
+    """First and last day that has a partition now (the last one is the current UTC day)."""
+    first = daily_partitions.get_first_partition_key()
+    last = daily_partitions.get_last_partition_key()
+    assert first is not None and last is not None, "the daily partitions are never empty"
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags that make one run cover the partitions first..last (single-run backfill)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+
+
+def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Sorted (first, last) ranges of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges

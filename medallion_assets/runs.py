@@ -7,14 +7,10 @@ from datetime import date
 from typing import Any
 
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from medallion_assets.definitions import all_assets, resources as default_resources
-
-
-def range_tags(first: date, last: date) -> dict[str, str]:
-    """Run tags that make one run cover the partitions first..last."""
-    return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+from medallion_assets.definitions import all_assets
+from medallion_assets.definitions import resources as default_resources
+from medallion_assets.partitions import range_tags
 
 
 def materialize_days(

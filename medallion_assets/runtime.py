@@ -18,9 +18,12 @@ def table_asset_args(table: Table, **extra: Any) -> dict[str, Any]:
         "group_name": table.layer,
         "description": f"Grain: {table.grain}." + (f" Key: {', '.join(table.key)}." if table.key else ""),
         "kinds": {"spark", "delta"},
+        # single-run for every asset, so one run (and one Spark session) covers a range of days
+        # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
+        "backfill_policy": BackfillPolicy.single_run(),
     }
     if table.partition_column and table.layer != "raw":
-        args |= {"partitions_def": daily_partitions, "backfill_policy": BackfillPolicy.single_run()}
+        args["partitions_def"] = daily_partitions
     return args | extra
 
 

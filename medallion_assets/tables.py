@@ -70,3 +70,15 @@ DAILY_LOCATION_SUMMARY = Table(
 ARTIST_POPULARITY = Table("gold", "artist_popularity", "one row per artistName, all time", None, ("artistName",))
 
 DIMENSIONS = (DIM_USERS, DIM_LOCATION, DIM_SONGS, DIM_ARTISTS, DIM_DATETIME)
+
+ALL_TABLES: tuple[Table, ...] = (
+    *RAW.values(),
+    *BRONZE.values(),
+    QUARANTINE,
+    *DIMENSIONS,
+    FACT_STREAM,
+    WIDE_FACT,
+    DAILY_USER_SUMMARY,
+    DAILY_LOCATION_SUMMARY,
+    ARTIST_POPULARITY,
+)

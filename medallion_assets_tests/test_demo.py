@@ -9,7 +9,7 @@ import uuid
 
 from deltalake import DeltaTable
 
-from medallion_assets.demo import ALL_TABLES
+from medallion_assets.tables import ALL_TABLES
 
 
 def test_demo_builds_every_table(kafka_bootstrap, tmp_path):

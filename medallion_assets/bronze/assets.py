@@ -16,14 +16,14 @@ from pyspark.sql import functions as F
 from medallion_assets.bronze.transform import classify, to_bronze
 from medallion_assets.delta_io import commit_metadata, read_table, replace_partitions
 from medallion_assets.expectations import expectations_for
-from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
+from medallion_assets.integrity import count_mismatch, integrity_checks_for
 from medallion_assets.quality import expectation_results
+from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import partition_dates, table_asset_args
 from medallion_assets.schemas import TOPICS
-from medallion_assets.integrity import count_mismatch, integrity_checks_for
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
 
 

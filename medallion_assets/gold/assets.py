@@ -15,8 +15,8 @@ from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import commit_metadata, overwrite_table, read_table, replace_partitions
 from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
-from medallion_assets.integrity import count_mismatch, integrity_checks_for, null_keys, orphan_keys
 from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
+from medallion_assets.integrity import count_mismatch, integrity_checks_for, null_keys, orphan_keys
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import partition_dates, table_asset_args

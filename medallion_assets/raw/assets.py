@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import append_once, commit_metadata
+from medallion_assets.integrity import Outcome, integrity_checks_for
 from medallion_assets.raw.offsets import next_offsets, plan_ranges, spark_offsets
 from medallion_assets.raw.parse import empty_records, outside_partitions, parse_records
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
@@ -23,7 +24,6 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import table_asset_args
 from medallion_assets.schemas import TOPICS
-from medallion_assets.integrity import Outcome, integrity_checks_for
 from medallion_assets.tables import RAW, Table
 
 KAFKA_RETRY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)

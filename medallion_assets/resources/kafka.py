@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Literal
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -18,6 +20,12 @@ CLIENT_SETTINGS_FROM_ENV = {
     "sasl.password": "KAFKA_SASL_PASSWORD",
     "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
 }
+
+
+# librdkafka reports every failed connection attempt; callers report the outcome once instead.
+_QUIET = logging.getLogger("medallion_assets.kafka_client")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -60,19 +68,28 @@ def spark_kafka_options(settings: dict[str, str]) -> dict[str, str]:
     return options
 
 
-def end_offsets(settings: dict[str, str], topic: str, timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
-    """(low, high) watermark per partition of a topic; raises KafkaUnavailableError naming the broker."""
-    consumer = Consumer({**settings, "group.id": "medallion-offsets", "enable.auto.commit": False})
+def watermarks(
+    settings: dict[str, str], topics: Sequence[str], timeout_s: float = 10.0
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """(low, high) watermark per partition of each topic, with one client; a missing topic has none.
+
+    Raises KafkaUnavailableError naming the broker when it does not answer within timeout_s.
+    """
+    consumer = Consumer({**settings, "group.id": "medallion-offsets", "enable.auto.commit": False}, logger=_QUIET)
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s)
-        partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+        metadata = consumer.list_topics(timeout=timeout_s)
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            for p in sorted(partitions)
+            topic: {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+                for p in sorted(metadata.topics[topic].partitions)
+            }
+            if topic in metadata.topics
+            else {}
+            for topic in topics
         }
     except KafkaException as error:
         raise KafkaUnavailableError(
-            f"Kafka broker {settings['bootstrap.servers']} did not answer for topic {topic}: {error}"
+            f"Kafka broker {settings['bootstrap.servers']} did not answer within {timeout_s:g} s: {error}"
         ) from error
     finally:
         consumer.close()
@@ -103,4 +120,4 @@ class KafkaResource(ConfigurableResource):
 
     def end_offsets(self, name: str) -> dict[int, tuple[int, int]]:
         """(low, high) watermark per partition of a logical topic."""
-        return end_offsets(self.settings(), self.topic(name), self.timeout_s)
+        return watermarks(self.settings(), [self.topic(name)], self.timeout_s)[self.topic(name)]

@@ -9,15 +9,15 @@ from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import commit_metadata, overwrite_table, read_table
 from medallion_assets.expectations import drop_violations, expectations_for
-from medallion_assets.integrity import current_rows, songs_accounting, duplicate_keys, integrity_checks_for, version_breaks
+from medallion_assets.integrity import current_rows, duplicate_keys, integrity_checks_for, songs_accounting, version_breaks
 from medallion_assets.keys import UNKNOWN
 from medallion_assets.partitions import daily_partitions
 from medallion_assets.quality import expectation_results
 from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.runtime import table_asset_args
+from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import build_dim_location, locations
 from medallion_assets.silver.dim_users import build_dim_users

@@ -1,0 +1,185 @@
+"""kafka_offsets_sensor: request one ingestion run when Kafka holds records that raw does not."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    ConfigurableResource,
+    DefaultSensorStatus,
+    EnvVar,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+from deltalake import DeltaTable
+from pydantic import Field
+
+from medallion_assets.jobs import ingest_job
+from medallion_assets.raw.offsets import plan_ranges
+from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError, watermarks
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.schemas import TOPICS
+from medallion_assets.tables import RAW
+
+TAG_PREFIX = "medallion/"
+
+
+class KafkaSensorSettings(ConfigurableResource):
+    """Settings of kafka_offsets_sensor."""
+
+    lag_threshold: int | None = Field(
+        default=None,
+        ge=1,
+        description="Smallest total lag (records, all topics) that requests an ingestion run; "
+        "env MEDALLION_KAFKA_LAG_THRESHOLD, default 1.",
+    )
+    broker_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for the broker before the tick skips, naming it."
+    )
+
+    @property
+    def threshold(self) -> int:
+        """The lag threshold in effect."""
+        if self.lag_threshold is not None:
+            return self.lag_threshold
+        return max(1, int(EnvVar("MEDALLION_KAFKA_LAG_THRESHOLD").get_value(default="1") or 1))
+
+
+@dataclass(frozen=True)
+class TopicLag:
+    """Where one topic's partitions stand: Kafka's watermarks, the next offset raw needs, the ranges."""
+
+    topic: str
+    physical_topic: str
+    ranges: dict[int, tuple[int, int]]
+
+    @property
+    def lag(self) -> int:
+        """Records Kafka holds that raw does not."""
+        return sum(end - start for start, end in self.ranges.values())
+
+
+def delta_rs_uri(uri: str) -> str:
+    """The URI delta-rs understands for a Hadoop one (s3a:// is s3:// there)."""
+    return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
+
+
+def raw_next_offsets(uri: str) -> dict[int, int]:
+    """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only).
+
+    The files' statistics answer when every file holds one Kafka partition (the way raw is
+    written); otherwise only the two offset columns are read. A missing table holds nothing.
+    """
+    uri = delta_rs_uri(uri)
+    if not DeltaTable.is_deltatable(uri):
+        return {}
+    table = DeltaTable(uri)
+    stats = pa.table(table.get_add_actions(flatten=True))
+    columns = ("min.kafka_partition", "max.kafka_partition", "max.kafka_offset")
+    if stats.num_rows == 0:
+        return {}
+    if all(c in stats.column_names for c in columns):
+        low, high, last = (stats.column(c) for c in columns)
+        # A file without statistics, or holding several Kafka partitions, cannot answer alone.
+        single = pc.fill_null(pc.and_kleene(pc.equal(low, high), pc.is_valid(last)), False)
+        if pc.all(single).as_py():
+            grouped = pa.table({"p": low, "o": last}).group_by("p").aggregate([("o", "max")])
+            return {int(p): int(o) + 1 for p, o in zip(grouped["p"].to_pylist(), grouped["o_max"].to_pylist())}
+    offsets = table.to_pyarrow_dataset().to_table(columns=["kafka_partition", "kafka_offset"])
+    grouped = offsets.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
+    return {
+        int(p): int(o) + 1
+        for p, o in zip(grouped["kafka_partition"].to_pylist(), grouped["kafka_offset_max"].to_pylist())
+        if p is not None and o is not None
+    }
+
+
+def topic_lags(kafka: KafkaResource, warehouse: WarehouseResource, timeout_s: float) -> list[TopicLag]:
+    """Lag of every topic: Kafka's end offsets against what raw holds."""
+    physical = {topic: kafka.topic(topic) for topic in TOPICS}
+    offsets = watermarks(kafka.settings(), list(physical.values()), timeout_s)
+    lags = []
+    for topic in TOPICS:
+        ranges = plan_ranges(offsets[physical[topic]], raw_next_offsets(warehouse.uri(RAW[topic])))
+        lags.append(TopicLag(topic, physical[topic], {r.partition: (r.start, r.end) for r in ranges}))
+    return lags
+
+
+def ingest_run_key(lags: list[TopicLag]) -> str:
+    """Run key of the offset ranges to ingest: the same ranges always give the same key."""
+    ranges = {
+        lag.physical_topic: {str(p): [start, end] for p, (start, end) in sorted(lag.ranges.items()) if end > start}
+        for lag in lags
+    }
+    digest = hashlib.sha256(json.dumps(ranges, sort_keys=True).encode()).hexdigest()[:16]
+    return f"ingest-{digest}"
+
+
+def lag_tags(lags: list[TopicLag]) -> dict[str, str]:
+    """Run tags with the lag per topic and in total."""
+    return {
+        **{f"{TAG_PREFIX}lag.{lag.topic}": str(lag.lag) for lag in lags},
+        f"{TAG_PREFIX}lag_total": str(sum(lag.lag for lag in lags)),
+    }
+
+
+def _describe(lags: list[TopicLag]) -> str:
+    return ", ".join(f"{lag.physical_topic}={lag.lag}" for lag in lags)
+
+
+def _pending_ingestion(context: SensorEvaluationContext) -> str | None:
+    """Id of an ingest_job run that is queued or running, if any."""
+    runs = context.instance.get_runs(RunsFilter(job_name=ingest_job.name, statuses=NOT_FINISHED_STATUSES), limit=1)
+    return runs[0].run_id if runs else None
+
+
+@sensor(
+    job=ingest_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Compares each topic-partition's end offset with the highest offset raw holds and requests one "
+        "ingest_job run when the total lag reaches the threshold."
+    ),
+)
+def kafka_offsets_sensor(
+    context: SensorEvaluationContext,
+    kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    kafka_sensor: KafkaSensorSettings,
+) -> SensorResult | SkipReason:
+    """One ingestion run per new set of end offsets; a tick replay gives the same run key."""
+    try:
+        lags = topic_lags(kafka, warehouse, kafka_sensor.broker_timeout_s)
+    except KafkaUnavailableError as error:
+        return SkipReason(f"Kafka unreachable: {error}")
+    for lag in lags:
+        context.log.info(f"Kafka lag of {lag.physical_topic}: {lag.lag} records")
+    total = sum(lag.lag for lag in lags)
+    run_key = ingest_run_key(lags)
+    requested = json.loads(context.cursor).get("run_key") if context.cursor else None
+
+    def result(reason: str | None, key: str | None) -> SensorResult:
+        cursor = json.dumps({"run_key": key, "lag": {lag.topic: lag.lag for lag in lags}})
+        if reason is None:
+            return SensorResult(run_requests=[RunRequest(run_key=run_key, tags=lag_tags(lags))], cursor=cursor)
+        return SensorResult(skip_reason=SkipReason(f"{reason}; lag {_describe(lags)}"), cursor=cursor)
+
+    if total < kafka_sensor.threshold:
+        return result(f"Kafka lag {total} below threshold {kafka_sensor.threshold}", None)
+    if requested == run_key:
+        return result(f"Ingestion of these offsets already requested (run key {run_key})", run_key)
+    pending = _pending_ingestion(context)
+    if pending is not None:
+        return result(f"Ingestion run {pending} is still queued or running", requested)
+    context.log.info(f"Requesting ingestion of {total} records (run key {run_key})")
+    return result(None, run_key)

@@ -1,0 +1,140 @@
+"""kafka_offsets_sensor against the test broker and Delta tables written with delta-rs."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pyarrow as pa
+import pytest
+from confluent_kafka import Producer
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
+from deltalake import write_deltalake
+
+from medallion_assets.dev.kafka_local import create_topics
+from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.schemas import TOPICS
+from medallion_assets.sensors.kafka_offsets import KafkaSensorSettings, kafka_offsets_sensor, raw_next_offsets
+from medallion_assets.tables import RAW
+
+
+@pytest.fixture
+def prefix(kafka_bootstrap):
+    """Fresh topics (2 partitions each) under a unique prefix."""
+    prefix = f"s{uuid.uuid4().hex[:10]}-"
+    create_topics(kafka_bootstrap, [prefix + t for t in TOPICS], partitions=2)
+    return prefix
+
+
+def resources(bootstrap, prefix, root, threshold=1):
+    return {
+        "kafka": KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix),
+        "warehouse": WarehouseResource(root=str(root)),
+        "kafka_sensor": KafkaSensorSettings(lag_threshold=threshold),
+    }
+
+
+def produce(bootstrap, topic, counts):
+    """counts[p] small JSON records on partition p."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for partition, count in counts.items():
+        for i in range(count):
+            producer.produce(topic, value=json.dumps({"i": i}).encode(), partition=partition)
+    assert producer.flush(30) == 0
+
+
+def hold_in_raw(root, topic, offsets):
+    """Append raw rows holding offsets[p] = [o, ...] of partition p (one file per partition)."""
+    for partition, held in offsets.items():
+        rows = pa.table({"kafka_partition": pa.array([partition] * len(held), pa.int32()), "kafka_offset": held})
+        write_deltalake(f"{root}/{RAW[topic].path}", rows, mode="append")
+
+
+def tick(resources, cursor=None, instance=None):
+    context = build_sensor_context(resources=resources, cursor=cursor, instance=instance or DagsterInstance.ephemeral())
+    return kafka_offsets_sensor.evaluate_tick(context)
+
+
+def test_no_lag_skips_and_reports_every_topic(kafka_bootstrap, prefix, tmp_path):
+    result = tick(resources(kafka_bootstrap, prefix, tmp_path))
+    assert result.run_requests == []
+    assert "below threshold 1" in result.skip_message
+    for topic in TOPICS:
+        assert f"{prefix}{topic}=0" in result.skip_message
+    assert json.loads(result.cursor)["run_key"] is None
+
+
+def test_lag_requests_one_ingestion_and_a_replayed_tick_never_a_second(kafka_bootstrap, prefix, tmp_path):
+    listens, auth = prefix + "listen_events", prefix + "auth_events"
+    produce(kafka_bootstrap, listens, {0: 3, 1: 2})
+    produce(kafka_bootstrap, auth, {1: 1})
+    res = resources(kafka_bootstrap, prefix, tmp_path)
+    instance = DagsterInstance.ephemeral()
+
+    first = tick(res, instance=instance)
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
+    assert request.run_key.startswith("ingest-")
+    assert request.tags["medallion/lag.listen_events"] == "5"
+    assert request.tags["medallion/lag.auth_events"] == "1"
+    assert request.tags["medallion/lag.page_view_events"] == "0"
+    assert request.tags["medallion/lag_total"] == "6"
+    assert json.loads(first.cursor)["run_key"] == request.run_key
+
+    # The same tick replayed (same cursor) asks for the same run key, which Dagster runs once.
+    replay = tick(res, instance=instance)
+    assert [r.run_key for r in replay.run_requests] == [request.run_key]
+    # The next tick, after the request was recorded, does not ask again.
+    after = tick(res, cursor=first.cursor, instance=instance)
+    assert after.run_requests == []
+    assert "already requested" in after.skip_message and request.run_key in after.skip_message
+
+    # Part of the lag ingested: a new key for what is left; all of it: no lag.
+    hold_in_raw(tmp_path, "listen_events", {0: [0, 1, 2]})
+    partial = tick(res, cursor=first.cursor, instance=instance)
+    assert partial.run_requests[0].tags["medallion/lag_total"] == "3"
+    assert partial.run_requests[0].run_key != request.run_key
+    hold_in_raw(tmp_path, "listen_events", {1: [0, 1]})
+    hold_in_raw(tmp_path, "auth_events", {1: [0]})
+    done = tick(res, cursor=partial.cursor, instance=instance)
+    assert done.run_requests == [] and "Kafka lag 0 below threshold" in done.skip_message
+
+    produce(kafka_bootstrap, listens, {1: 4})
+    more = tick(res, cursor=done.cursor, instance=instance)
+    assert more.run_requests[0].tags["medallion/lag.listen_events"] == "4"
+
+
+def test_threshold_and_pending_ingestion_run_hold_the_request(kafka_bootstrap, prefix, tmp_path):
+    produce(kafka_bootstrap, prefix + "page_view_events", {0: 2})
+    assert tick(resources(kafka_bootstrap, prefix, tmp_path, threshold=3)).run_requests == []
+    instance = DagsterInstance.ephemeral()
+    running = DagsterRun(job_name="ingest_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED)
+    instance.add_run(running)
+    held = tick(resources(kafka_bootstrap, prefix, tmp_path), instance=instance)
+    assert held.run_requests == [] and running.run_id in held.skip_message
+
+
+def test_broker_down_skips_naming_the_broker_quickly(tmp_path):
+    started = time.monotonic()
+    result = tick(resources("127.0.0.1:1", "none-", tmp_path))
+    assert time.monotonic() - started < 10
+    assert result.run_requests == []
+    assert "127.0.0.1:1" in result.skip_message
+
+
+def test_raw_offsets_from_file_statistics_or_columns(tmp_path):
+    assert raw_next_offsets(str(tmp_path / "missing")) == {}
+    by_partition = str(tmp_path / "by_partition")
+    write_deltalake(by_partition, pa.table({"kafka_partition": pa.array([0, 0], pa.int32()), "kafka_offset": [4, 9]}))
+    more = pa.table({"kafka_partition": pa.array([1], pa.int32()), "kafka_offset": [2]})
+    write_deltalake(by_partition, more, mode="append")
+    assert raw_next_offsets(by_partition) == {0: 10, 1: 3}
+    mixed = str(tmp_path / "mixed")
+    write_deltalake(mixed, pa.table({"kafka_partition": pa.array([0, 1, 1], pa.int32()), "kafka_offset": [7, 3, 5]}))
+    assert raw_next_offsets(mixed) == {0: 8, 1: 6}
+    no_stats = str(tmp_path / "no_stats")
+    rows = pa.table({"kafka_partition": pa.array([0, 0], pa.int32()), "kafka_offset": [4, 9]})
+    write_deltalake(no_stats, rows, configuration={"delta.dataSkippingNumIndexedCols": "0"})
+    assert raw_next_offsets(no_stats) == {0: 10}
