@@ -12,7 +12,8 @@ from typing import Any
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 from deltalake import DeltaTable as RsDeltaTable
 
-from medallion_assets.definitions import all_assets, resources as default_resources
+from medallion_assets.definitions import all_assets
+from medallion_assets.definitions import resources as default_resources
 from medallion_assets.dev.kafka_local import create_topics
 from medallion_assets.generator import Event, write_kafka
 from medallion_assets.resources.kafka import KafkaResource

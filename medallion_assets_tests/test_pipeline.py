@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import date, datetime, timezone
 
 import pytest
-from dagster import AssetKey
 from pyspark.sql import functions as F
 
 from medallion_assets.generator import GeneratorConfig, generate
