@@ -105,13 +105,13 @@ def layer_figures(result: ExecuteInProcessResult, seconds: float) -> LayerFigure
     """Rows written and step durations of one layer's run.
 
     A run over several days records one materialization per day partition, each carrying the
-    whole run's dagster/row_count, so the count is taken once per asset.
+    whole run's `rows_written`, so the count is taken once per asset.
     """
     asset_rows: dict[str, int] = {}
     steps: dict[str, float] = {}
     for event in result.all_events:
         if event.is_step_materialization:
-            count = event.step_materialization_data.materialization.metadata.get("dagster/row_count")
+            count = event.step_materialization_data.materialization.metadata.get("rows_written")
             asset_rows[event.asset_key.to_user_string()] = int(count.value) if count is not None else 0
         elif event.is_step_success and event.step_key is not None:
             steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 2)

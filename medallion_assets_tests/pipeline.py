@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,17 @@ class LivePipeline:
             **default_resources,
             "kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix),
             "warehouse": WarehouseResource(root=str(self.root)),
+        }
+
+    def cli_env(self, dagster_home: Path) -> dict[str, str]:
+        """Environment of a `dagster` command on this pipeline: only variables configure it."""
+        dagster_home.mkdir(exist_ok=True)
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "MEDALLION_WAREHOUSE": str(self.root),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "MEDALLION_TOPIC_PREFIX": self.prefix,
         }
 
     def produce(self, events: Sequence[Event]) -> None:

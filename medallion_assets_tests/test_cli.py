@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import date
@@ -20,14 +19,7 @@ DAGSTER = Path(sys.executable).with_name("dagster")
 def test_materialize_every_asset_for_a_day_from_the_cli(kafka_bootstrap, tmp_path):
     pipeline = LivePipeline.create(kafka_bootstrap, tmp_path / "warehouse")
     pipeline.produce(list(generate(GeneratorConfig(users=5, days=1, start_date=DAY, seed=3))))
-    (tmp_path / "home").mkdir()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "home"),
-        "MEDALLION_WAREHOUSE": str(pipeline.root),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MEDALLION_TOPIC_PREFIX": pipeline.prefix,
-    }
+    env = pipeline.cli_env(tmp_path / "home")
     command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", "*", "--partition", DAY.isoformat()]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -37,14 +37,7 @@ def test_kill_during_write_then_rerun_leaves_each_record_once(kafka_bootstrap, s
     config = GeneratorConfig(users=400, days=2, start_date=date(2024, 8, 1), seed=9)
     listens = [e for e in generate(config) if e.topic == "listen_events"]
     pipeline.produce(listens)
-    (tmp_path / "home").mkdir()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "home"),
-        "MEDALLION_WAREHOUSE": str(pipeline.root),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "MEDALLION_TOPIC_PREFIX": pipeline.prefix,
-    }
+    env = pipeline.cli_env(tmp_path / "home")
     command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", LISTENS.path]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

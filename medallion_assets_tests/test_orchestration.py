@@ -33,7 +33,10 @@ from dagster import (
 )
 from dagster._cli.asset import asset_materialize_command
 from dagster._core.events import StepMaterializationData
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from deltalake import DeltaTable as RsDeltaTable
 
 from medallion_assets.definitions import all_assets, defs, resources

@@ -16,7 +16,11 @@ from medallion_assets.dev.kafka_local import create_topics
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import TOPICS
-from medallion_assets.sensors.kafka_offsets import KafkaSensorSettings, kafka_offsets_sensor, raw_next_offsets
+from medallion_assets.sensors.kafka_offsets import (
+    KafkaSensorSettings,
+    kafka_offsets_sensor,
+    raw_next_offsets,
+)
 from medallion_assets.tables import RAW
 
 
