@@ -13,13 +13,13 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_
 from deltalake import write_deltalake
 
 from medallion_assets.dev.kafka_local import create_topics
+from medallion_assets.raw.offsets import raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import TOPICS
 from medallion_assets.sensors.kafka_offsets import (
     KafkaSensorSettings,
     kafka_offsets_sensor,
-    raw_next_offsets,
 )
 from medallion_assets.tables import RAW
 

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.delta_io import append_once, commit_metadata
 from medallion_assets.integrity import Outcome, integrity_checks_for
-from medallion_assets.raw.offsets import next_offsets, plan_ranges, spark_offsets
+from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets, spark_offsets
 from medallion_assets.raw.parse import empty_records, outside_partitions, parse_records
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.spark import SparkResource
@@ -48,8 +48,8 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
         watermarks = kafka.end_offsets(topic)
         session = spark.session
         uri = warehouse.uri(table)
-        existing = session.read.format("delta").load(uri) if DeltaTable.isDeltaTable(session, uri) else None
-        ranges = plan_ranges(watermarks, next_offsets(existing))
+        existing = DeltaTable.isDeltaTable(session, uri)
+        ranges = plan_ranges(watermarks, raw_next_offsets(uri))  # Delta file statistics, no table scan
         pending = sum(r.count for r in ranges)
         offsets = MetadataValue.json(
             {str(r.partition): {"start": r.start, "end": r.end, "expired": r.expired} for r in ranges}
@@ -57,7 +57,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
         base = {"records_ingested": pending, "offset_ranges": offsets, "kafka_topic": kafka.topic(topic)}
         if pending == 0:
             context.log.info(f"{kafka.topic(topic)}: no new records")
-            if existing is None:  # an empty table, so downstream days of a silent topic are empty, not missing
+            if not existing:  # an empty table, so downstream days of a silent topic are empty, not missing
                 append_once(parse_records(empty_records(session), topic), uri, "event_date", f"raw/{kafka.topic(topic)}", 0)
             return MaterializeResult(
                 metadata={**base, "event_dates": MetadataValue.json([])},

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,39 @@ class OffsetRange:
         return self.end - self.start
 
 
-def next_offsets(raw: DataFrame | None) -> dict[int, int]:
-    """Per Kafka partition, the offset after the highest one raw holds."""
-    if raw is None:
+def delta_rs_uri(uri: str) -> str:
+    """The URI delta-rs understands for a Hadoop one (s3a:// is s3:// there)."""
+    return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
+
+
+def raw_next_offsets(uri: str) -> dict[int, int]:
+    """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only).
+
+    The files' statistics answer when every file holds one Kafka partition (the way raw is
+    written); otherwise only the two offset columns are read. A missing table holds nothing.
+    """
+    uri = delta_rs_uri(uri)
+    if not DeltaTable.is_deltatable(uri):
         return {}
-    rows = raw.groupBy("kafka_partition").agg(F.max("kafka_offset").alias("last")).collect()
-    return {int(r["kafka_partition"]): int(r["last"]) + 1 for r in rows}
+    table = DeltaTable(uri)
+    stats = pa.table(table.get_add_actions(flatten=True))
+    columns = ("min.kafka_partition", "max.kafka_partition", "max.kafka_offset")
+    if stats.num_rows == 0:
+        return {}
+    if all(c in stats.column_names for c in columns):
+        low, high, last = (stats.column(c) for c in columns)
+        # A file without statistics, or holding several Kafka partitions, cannot answer alone.
+        single = pc.fill_null(pc.and_kleene(pc.equal(low, high), pc.is_valid(last)), False)
+        if pc.all(single).as_py():
+            grouped = pa.table({"p": low, "o": last}).group_by("p").aggregate([("o", "max")])
+            return {int(p): int(o) + 1 for p, o in zip(grouped["p"].to_pylist(), grouped["o_max"].to_pylist())}
+    offsets = table.to_pyarrow_dataset().to_table(columns=["kafka_partition", "kafka_offset"])
+    grouped = offsets.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
+    return {
+        int(p): int(o) + 1
+        for p, o in zip(grouped["kafka_partition"].to_pylist(), grouped["kafka_offset_max"].to_pylist())
+        if p is not None and o is not None
+    }
 
 
 def plan_ranges(watermarks: dict[int, tuple[int, int]], stored_next: dict[int, int]) -> list[OffsetRange]:

@@ -6,8 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import (
     ConfigurableResource,
     DefaultSensorStatus,
@@ -20,12 +18,15 @@ from dagster import (
     sensor,
 )
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from deltalake import DeltaTable
 from pydantic import Field
 
 from medallion_assets.jobs import ingest_job
-from medallion_assets.raw.offsets import plan_ranges
-from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError, watermarks
+from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets
+from medallion_assets.resources.kafka import (
+    KafkaResource,
+    KafkaUnavailableError,
+    watermarks,
+)
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import RAW
@@ -66,41 +67,6 @@ class TopicLag:
     def lag(self) -> int:
         """Records Kafka holds that raw does not."""
         return sum(end - start for start, end in self.ranges.values())
-
-
-def delta_rs_uri(uri: str) -> str:
-    """The URI delta-rs understands for a Hadoop one (s3a:// is s3:// there)."""
-    return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
-
-
-def raw_next_offsets(uri: str) -> dict[int, int]:
-    """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only).
-
-    The files' statistics answer when every file holds one Kafka partition (the way raw is
-    written); otherwise only the two offset columns are read. A missing table holds nothing.
-    """
-    uri = delta_rs_uri(uri)
-    if not DeltaTable.is_deltatable(uri):
-        return {}
-    table = DeltaTable(uri)
-    stats = pa.table(table.get_add_actions(flatten=True))
-    columns = ("min.kafka_partition", "max.kafka_partition", "max.kafka_offset")
-    if stats.num_rows == 0:
-        return {}
-    if all(c in stats.column_names for c in columns):
-        low, high, last = (stats.column(c) for c in columns)
-        # A file without statistics, or holding several Kafka partitions, cannot answer alone.
-        single = pc.fill_null(pc.and_kleene(pc.equal(low, high), pc.is_valid(last)), False)
-        if pc.all(single).as_py():
-            grouped = pa.table({"p": low, "o": last}).group_by("p").aggregate([("o", "max")])
-            return {int(p): int(o) + 1 for p, o in zip(grouped["p"].to_pylist(), grouped["o_max"].to_pylist())}
-    offsets = table.to_pyarrow_dataset().to_table(columns=["kafka_partition", "kafka_offset"])
-    grouped = offsets.group_by("kafka_partition").aggregate([("kafka_offset", "max")])
-    return {
-        int(p): int(o) + 1
-        for p, o in zip(grouped["kafka_partition"].to_pylist(), grouped["kafka_offset_max"].to_pylist())
-        if p is not None and o is not None
-    }
 
 
 def topic_lags(kafka: KafkaResource, warehouse: WarehouseResource, timeout_s: float) -> list[TopicLag]:
