@@ -16,10 +16,11 @@ from medallion_assets.silver.assets import silver_assets
 
 all_assets = [*raw_assets, *bronze_assets, *silver_assets, *gold_assets]
 
+spark = SparkResource()
 resources = {
-    "spark": SparkResource(),
+    "spark": spark,
     "kafka": KafkaResource(),
-    "warehouse": WarehouseResource(),
+    "warehouse": WarehouseResource(spark=spark),
     "kafka_sensor": KafkaSensorSettings(),
 }
 

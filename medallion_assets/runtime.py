@@ -1,36 +1,80 @@
-"""Helpers shared by the assets: the asset arguments of a table, and the days a run covers."""
+"""Helpers shared by the assets: the asset arguments of a table, the days a run covers, and its report."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning
+from dagster import (
+    AssetCheckEvaluation,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    BetaWarning,
+    MaterializeResult,
+    multi_asset,
+)
 
 from medallion_assets.partitions import daily_partitions
+from medallion_assets.quality.checks import Check
+from medallion_assets.resources.warehouse import Commit
 from medallion_assets.tables import Table
 
 # The single-run backfill policy is a deliberate choice; its beta notice would print once per asset.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 
-def table_asset_args(table: Table, **extra: Any) -> dict[str, Any]:
-    """@asset arguments of a table: key, group = layer, grain as description, daily partitions if any."""
-    args: dict[str, Any] = {
-        "key": table.asset_key,
-        "group_name": table.layer,
-        "description": f"Grain: {table.grain}." + (f" Key: {', '.join(table.key)}." if table.key else ""),
-        "kinds": {"spark", "delta"},
+def table_asset(
+    table: Table, checks: Sequence[Check] = (), deps: Sequence[AssetKey] = (), **extra: Any
+) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """The decorator of a table's asset: key, group = layer, grain as description, daily partitions if any, its checks.
+
+    Check results are optional outputs (the asset is subsettable), so a daily table can report
+    one evaluation per day partition instead of one per run.
+    """
+    description = extra.pop("description", None) or (
+        f"Grain: {table.grain}." + (f" Key: {', '.join(table.key)}." if table.key else "")
+    )
+    spec = AssetSpec(
+        key=table.asset_key,
+        deps=deps,
+        description=description,
+        group_name=table.layer,
+        kinds=extra.pop("kinds", {"spark", "delta"}),
+        partitions_def=daily_partitions if table.partition_column and table.layer != "raw" else None,
+    )
+    return multi_asset(
+        name=table.asset_key.to_python_identifier(),
+        specs=[spec],
+        check_specs=[c.spec for c in checks],
+        can_subset=True,
         # single-run for every asset, so one run (and one Spark session) covers a range of days
         # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
-        "backfill_policy": BackfillPolicy.single_run(),
-    }
-    if table.partition_column and table.layer != "raw":
-        args["partitions_def"] = daily_partitions
-    return args | extra
+        backfill_policy=BackfillPolicy.single_run(),
+        **extra,
+    )
 
 
 def partition_dates(context: AssetExecutionContext) -> list[date]:
     """The days a (possibly multi-partition) run covers."""
     return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def daily_report(
+    context: AssetExecutionContext,
+    commit: Commit,
+    days: Sequence[date],
+    evaluations: Sequence[AssetCheckEvaluation] = (),
+    metadata: Mapping[str, Any] | None = None,
+    day_metadata: Mapping[date, Mapping[str, Any]] | None = None,
+) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
+    """A daily table's materialization (each day with its own row count), then its per-day check evaluations."""
+    for day in days:
+        own = {**commit.day_metadata(day), **(day_metadata or {}).get(day, {})}
+        context.add_asset_metadata(own, partition_key=day.isoformat())
+    yield MaterializeResult(metadata={**commit.metadata(), **(metadata or {})})
+    yield from evaluations

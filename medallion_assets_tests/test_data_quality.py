@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import date
 
 import pytest
-from dagster import AssetSelection, materialize
+from dagster import AssetCheckSeverity, AssetSelection, materialize
 
 from medallion_assets.definitions import all_assets, resources
 from medallion_assets.generator import GenerationReport, GeneratorConfig, generate
@@ -55,6 +55,24 @@ def test_run_succeeds_and_reconciles(defects):
     checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     assert checks[("quarantine", "reconciliation")].passed
     assert checks[("quarantine", "reconciliation")].metadata["failed_rows"].value == 0
+
+
+def test_a_drop_rule_above_its_tolerance_warns_naming_the_day(defects, spark):
+    pipeline, *_, result = defects
+    quarantine = spark.read.format("delta").load(pipeline.uri(QUARANTINE))
+    dropped = {r["topic"]: r["count"] for r in quarantine.where("reject_reason = 'valid_user_id'").groupBy("topic").count().collect()}
+    listens = next(
+        e for e in result.get_asset_check_evaluations()
+        if e.asset_key == BRONZE["listen_events"].asset_key and e.check_name == "valid_user_id"
+    )
+    raw_rows = spark.read.format("delta").load(pipeline.uri(RAW["listen_events"])).where(f"event_date = '{DAY}'").count()
+    # 5% defects, about a third of them without a user id: the fraction is above the 1% tolerated
+    assert listens.metadata["failed_rows"].value == dropped["listen_events"] > 0
+    assert listens.metadata["failed_fraction"].value == pytest.approx(dropped["listen_events"] / raw_rows)
+    assert listens.metadata["failed_fraction"].value > 0.01
+    assert not listens.passed and listens.severity == AssetCheckSeverity.WARN and listens.partition == DAY.isoformat()
+    assert "valid_user_id" in listens.description and DAY.isoformat() in listens.description
+    assert listens.metadata["sample"].value  # the rows it dropped, to look at
 
 
 def test_counts_equal_what_was_injected(defects, spark):

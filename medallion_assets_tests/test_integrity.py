@@ -1,14 +1,14 @@
 """Integrity check functions: each fails on a crafted violation and passes on clean data."""
 
-from datetime import datetime
+from datetime import date, datetime
 
-from medallion_assets.integrity import (
+from medallion_assets.quality.integrity import (
     count_mismatch,
     current_rows,
     duplicate_keys,
-    null_keys,
-    orphan_keys,
+    fact_key_outcomes,
     songs_accounting,
+    total_mismatch,
     version_breaks,
 )
 
@@ -43,21 +43,30 @@ def test_current_rows_and_version_breaks(spark):
     assert version_breaks(as_df(two_current)).failed == 1
 
 
-def test_null_and_orphan_keys(spark):
-    fact = spark.createDataFrame([("u1", "s1"), ("u2", None)], "userKey string, songKey string")
-    users = spark.createDataFrame([("u1",)], "userKey string")
-    songs = spark.createDataFrame([("s1",)], "songKey string")
-    assert null_keys(fact, ["userKey", "songKey"]).failed == 1
-    assert orphan_keys(fact, {"userKey": users, "songKey": songs}).failed == 2
-    assert orphan_keys(fact.where("userKey = 'u1'"), {"userKey": users, "songKey": songs}).failed == 0
+def test_null_and_orphan_keys_per_day(spark):
+    d1, d2 = date(2024, 1, 1), date(2024, 1, 2)
+    fact = spark.createDataFrame(
+        [("u1", "s1", d1), ("u2", None, d1), ("u1", "s1", d2)], "userKey string, songKey string, date_part date"
+    )
+    dims = {
+        "userKey": spark.createDataFrame([("u1",)], "userKey string"),
+        "songKey": spark.createDataFrame([("s1",)], "songKey string"),
+    }
+    nulls, orphans = fact_key_outcomes(fact, dims, [d1, d2])
+    # d1: row 2 has a null songKey; its userKey u2 and songKey null are both missing from the dimensions
+    assert (nulls[d1].failed, nulls[d1].total) == (1, 2) and nulls[d2].failed == 0
+    assert (orphans[d1].failed, orphans[d1].total) == (2, 2) and orphans[d2].failed == 0
+    assert orphans[d1].sample and {r["key"] for r in orphans[d1].sample} == {"userKey", "songKey"}
 
 
-def test_count_mismatch(spark):
-    expected = spark.createDataFrame([("d1", 3), ("d2", 2)], "day string, count long")
-    same = spark.createDataFrame([("d2", 2), ("d1", 3)], "day string, count long")
-    short = spark.createDataFrame([("d1", 1)], "day string, count long")
-    assert count_mismatch(expected, same, ["day"]).failed == 0
-    assert count_mismatch(expected, short, ["day"]).failed == 4
+def test_count_mismatch_per_day_and_total():
+    d1, d2 = date(2024, 1, 1), date(2024, 1, 2)
+    expected = {(d1, "a"): 3, (d2, "a"): 2}
+    assert {d: o.failed for d, o in count_mismatch(expected, dict(expected), [d1, d2]).items()} == {d1: 0, d2: 0}
+    short = count_mismatch(expected, {(d1, "a"): 1, (d1, "b"): 2}, [d1, d2])
+    # d1: group a is 2 short and group b has 2 that nothing expected; d2: group a (2 rows) is missing
+    assert (short[d1].failed, short[d1].total, short[d2].failed) == (4, 3, 2)
+    assert total_mismatch(5, 5).failed == 0 and total_mismatch(5, 3).failed == 2
 
 
 def test_songs_accounting():

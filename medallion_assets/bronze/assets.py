@@ -1,64 +1,64 @@
 """bronze/<topic>: daily partitions of distinct valid events; every other raw row counted by reason."""
 
-
+from collections import Counter
+from collections.abc import Iterator
 from functools import reduce
 
-from dagster import (
-    AssetExecutionContext,
-    AssetsDefinition,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetCheckEvaluation, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.bronze.transform import classify, to_bronze
-from medallion_assets.delta_io import commit_metadata, read_table, replace_partitions
-from medallion_assets.expectations import expectations_for
-from medallion_assets.integrity import count_mismatch, integrity_checks_for
-from medallion_assets.quality import expectation_results
+from medallion_assets.quality.checks import samples_by
+from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
+from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
 from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
 from medallion_assets.resources.kafka import KafkaResource
-from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import partition_dates, table_asset_args
+from medallion_assets.runtime import daily_report, partition_dates, table_asset
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
+
+Event = MaterializeResult | AssetCheckEvaluation
 
 
 def build_bronze_asset(topic: str) -> AssetsDefinition:
     """The bronze asset of one topic."""
     table = BRONZE[topic]
+    rules = expectations_for(table)
 
-    @asset(
-        deps=[RAW[topic].asset_key],
-        **table_asset_args(table, check_specs=[rule.check_spec for rule in expectations_for(table)]),
-    )
-    def bronze_asset(
-        context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
-    ) -> MaterializeResult:
-        session = spark.session
+    @table_asset(table, checks=[rule.check for rule in rules], deps=[RAW[topic].asset_key])
+    def bronze_asset(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:
         days = partition_dates(context)
-        raw = read_table(session, warehouse.uri(RAW[topic]), RAW[topic].path).where(F.col("event_date").isin(days))
-        classified = classify(raw, topic, kafka.duration_unit).cache()
+        classified = classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).cache()
         try:
-            tally = {r["reject_reason"]: r["count"] for r in classified.groupBy("reject_reason").count().collect()}
-            uri = warehouse.uri(table)
-            replace_partitions(to_bronze(classified, topic), uri, table.partition_column, days)
-            rejected = classified.where(F.col("reject_reason").isNotNull())
-            kept = session.read.format("delta").load(uri).where(F.col("event_date").isin(days))
-            total = sum(tally.values())
-            checks = expectation_results(table, kept, rejected, tally, total)
-            metadata = {
-                **commit_metadata(session, uri, days),
-                "raw_records": total,
-                "rejected_by_reason": MetadataValue.json({k: v for k, v in tally.items() if k is not None}),
-                "days": MetadataValue.json([d.isoformat() for d in days]),
-            }
+            rows = classified.groupBy("event_date", "reject_reason").count().collect()
+            tally = {(r["event_date"], r["reject_reason"]): r["count"] for r in rows}
+            outcomes = day_drop_outcomes(table, tally, days)
+            failing = [(d, rule.name) for rule, per_day in outcomes.items() for d, o in per_day.items() if not rule.check.passed(o)]
+            if failing:  # a sample of what each failing rule dropped on each failing day, in one job
+                names = sorted({name for _, name in failing})
+                samples = samples_by(classified.where(F.col("reject_reason").isin(names)), ["event_date", "reject_reason"])
+                outcomes = day_drop_outcomes(table, tally, days, samples)
+            commit = warehouse.replace_days(table, to_bronze(classified, topic), days)
         finally:
             classified.unpersist()
-        return MaterializeResult(metadata=metadata, check_results=checks)
+        rejected = Counter({reason: n for (_, reason), n in tally.items() if reason is not None})
+        per_day = {
+            d: {
+                "raw_records": sum(n for (day, _), n in tally.items() if day == d),
+                "rejected_rows": sum(n for (day, reason), n in tally.items() if day == d and reason is not None),
+            }
+            for d in days
+        }
+        yield from daily_report(
+            context,
+            commit,
+            days,
+            [e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)],
+            {"raw_records": sum(tally.values()), "rejected_by_reason": MetadataValue.json(dict(rejected))},
+            per_day,
+        )
 
     return bronze_asset
 
@@ -69,40 +69,34 @@ QUARANTINE_COLUMNS = (
 )
 
 
-@asset(
-    deps=[*[t.asset_key for t in RAW.values()], *[t.asset_key for t in BRONZE.values()]],
-    **table_asset_args(QUARANTINE, check_specs=[c.check_spec for c in integrity_checks_for(QUARANTINE).values()]),
+@table_asset(
+    QUARANTINE, checks=[RECONCILIATION], deps=[*[t.asset_key for t in RAW.values()], *[t.asset_key for t in BRONZE.values()]]
 )
-def quarantine(
-    context: AssetExecutionContext, spark: SparkResource, kafka: KafkaResource, warehouse: WarehouseResource
-) -> MaterializeResult:
+def quarantine(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:
     """Raw records kept out of bronze: of the run's days, and those without a partition; reconciles raw with bronze."""
-    session = spark.session
     days = partition_dates(context)
-    raw, bronze, rejected = [], [], []
+    rejected: list[DataFrame] = []
+    raw_counts: dict[tuple, int] = {}
+    accounted: Counter = Counter()
     for topic in TOPICS:
-        all_rows = read_table(session, warehouse.uri(RAW[topic]), RAW[topic].path)
-        unassigned = outside_partitions(all_rows).withColumn("topic", F.lit(topic)).withColumnRenamed("reason", "reject_reason")
-        rejected.append(unassigned.select(*QUARANTINE_COLUMNS))
-        day_rows = all_rows.where(F.col("event_date").isin(days))
-        raw.append(day_rows.groupBy("event_date").count().withColumn("topic", F.lit(topic)))
-        kept = read_table(session, warehouse.uri(BRONZE[topic]), BRONZE[topic].path).where(F.col("event_date").isin(days))
-        bronze.append(kept.groupBy("event_date").count().withColumn("topic", F.lit(topic)))
-        tagged = classify(day_rows, topic, kafka.duration_unit).withColumn("topic", F.lit(topic))
+        undated = warehouse.read(RAW[topic]).where(outside_partitions_predicate())  # partition pruning: no day scan
+        rejected.append(
+            outside_partitions(undated).withColumn("topic", F.lit(topic)).withColumnRenamed("reason", "reject_reason")
+            .select(*QUARANTINE_COLUMNS)
+        )
+        tagged = classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).withColumn("topic", F.lit(topic))
         rejected.append(tagged.where(F.col("reject_reason").isNotNull()).select(*QUARANTINE_COLUMNS))
-    uri = warehouse.uri(QUARANTINE)
-    replace_partitions(
-        reduce(DataFrame.unionByName, rejected), uri, QUARANTINE.partition_column, days, outside_partitions_predicate()
+        raw_counts |= {(d, topic): n for d, n in warehouse.day_rows(RAW[topic], days).items()}
+        accounted.update({(d, topic): n for d, n in warehouse.day_rows(BRONZE[topic], days).items()})
+    commit = warehouse.replace_days(QUARANTINE, reduce(DataFrame.unionByName, rejected), days, outside_partitions_predicate())
+    reasons: Counter = Counter()
+    for row in warehouse.read(QUARANTINE, days).groupBy("event_date", "topic", "reject_reason").count().collect():
+        accounted[(row["event_date"], row["topic"])] += row["count"]
+        reasons[f"{row['topic']}/{row['reject_reason']}"] += row["count"]
+    outcomes = count_mismatch(raw_counts, accounted, days)
+    yield from daily_report(
+        context, commit, days, RECONCILIATION.day_results(outcomes), {"rejected_by_reason": MetadataValue.json(dict(reasons))}
     )
-    quarantined = session.read.format("delta").load(uri).where(F.col("event_date").isin(days))
-    accounted = reduce(DataFrame.unionByName, [*bronze, quarantined.groupBy("event_date", "topic").count()])
-    outcome = count_mismatch(
-        reduce(DataFrame.unionByName, raw), accounted.groupBy("event_date", "topic").agg(F.sum("count").alias("count")),
-        ["event_date", "topic"],
-    )
-    reasons = {f"{r['topic']}/{r['reject_reason']}": r["count"] for r in quarantined.groupBy("topic", "reject_reason").count().collect()}
-    check = integrity_checks_for(QUARANTINE)["reconciliation"].result(outcome, rejected_by_reason=MetadataValue.json(reasons))
-    return MaterializeResult(metadata=commit_metadata(session, uri, days), check_results=[check])
 
 
 bronze_assets = [*[build_bronze_asset(topic) for topic in TOPICS], quarantine]

@@ -7,7 +7,7 @@ from typing import Literal
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.expectations import expectations_for, first_violation
+from medallion_assets.quality.expectations import expectations_for, first_violation
 from medallion_assets.raw.parse import epoch_ms_to_timestamp
 from medallion_assets.schemas import TOPIC_EXTRA_FIELDS
 from medallion_assets.tables import BRONZE

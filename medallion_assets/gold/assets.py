@@ -1,25 +1,25 @@
 """Gold: the stream fact, its wide form, and the summaries built on it."""
 
+from collections.abc import Callable, Iterator
 
-from collections.abc import Callable
-
-from dagster import (
-    AssetCheckResult,
-    AssetExecutionContext,
-    AssetsDefinition,
-    MaterializeResult,
-    asset,
-)
-from pyspark.sql import DataFrame, SparkSession
+from dagster import AssetCheckEvaluation, AssetExecutionContext, AssetsDefinition, MaterializeResult
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.delta_io import commit_metadata, overwrite_table, read_table, replace_partitions
 from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
 from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
-from medallion_assets.integrity import count_mismatch, integrity_checks_for, null_keys, orphan_keys
-from medallion_assets.resources.spark import SparkResource
+from medallion_assets.quality.integrity import (
+    FAN_OUT,
+    KEYS_IN_DIMENSIONS,
+    NO_NULL_KEYS,
+    STREAMS_MATCH_FACT,
+    WIDE_FACT_ROWS,
+    count_mismatch,
+    fact_key_outcomes,
+    total_mismatch,
+)
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import partition_dates, table_asset_args
+from medallion_assets.runtime import daily_report, partition_dates, table_asset
 from medallion_assets.tables import (
     ARTIST_POPULARITY,
     BRONZE,
@@ -37,88 +37,66 @@ from medallion_assets.tables import (
 )
 
 LISTENS = BRONZE["listen_events"]
-
-
-def _read(session: SparkSession, warehouse: WarehouseResource, table: Table) -> DataFrame:
-    """A whole upstream table."""
-    return read_table(session, warehouse.uri(table), table.path)
-
-
-def write_days(
-    context: AssetExecutionContext, session: SparkSession, warehouse: WarehouseResource, table: Table, df: DataFrame
-) -> MaterializeResult:
-    """Replace the run's days of a daily table."""
-    uri = warehouse.uri(table)
-    days = partition_dates(context)
-    replace_partitions(df, uri, table.partition_column, days)
-    return MaterializeResult(metadata=commit_metadata(session, uri, days))
-
-
 FACT_KEY_DIMENSIONS = {
     "userKey": DIM_USERS, "songKey": DIM_SONGS, "artistKey": DIM_ARTISTS, "locationKey": DIM_LOCATION, "dateKey": DIM_DATETIME,
 }
+Event = MaterializeResult | AssetCheckEvaluation
 
 
-def fact_checks(fact: DataFrame, listens: DataFrame, dims: dict[str, DataFrame]) -> list[AssetCheckResult]:
-    """No null key, every key in its dimension, one fact row per bronze listen of each day."""
-    checks = integrity_checks_for(FACT_STREAM)
-    return [
-        checks["no_null_keys"].result(null_keys(fact, list(FACT_KEY_DIMENSIONS))),
-        checks["keys_in_dimensions"].result(orphan_keys(fact, dims)),
-        checks["fan_out"].result(
-            count_mismatch(
-                listens.groupBy(F.col("event_date").alias("date_part")).count(),
-                fact.groupBy("date_part").count(),
-                ["date_part"],
-            )
-        ),
-    ]
+def by_day(counts: dict) -> dict[tuple, int]:
+    """Per-day counts keyed (day,), the shape `count_mismatch` compares."""
+    return {(day,): n for day, n in counts.items()}
 
 
-@asset(
-    deps=[LISTENS.asset_key, *[d.asset_key for d in DIMENSIONS]],
-    **table_asset_args(FACT_STREAM, check_specs=[c.check_spec for c in integrity_checks_for(FACT_STREAM).values()]),
+@table_asset(
+    FACT_STREAM, checks=[NO_NULL_KEYS, KEYS_IN_DIMENSIONS, FAN_OUT], deps=[LISTENS.asset_key, *[d.asset_key for d in DIMENSIONS]]
 )
-def fact_stream(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+def fact_stream(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
     """Listens of the run's days, keyed to the dimensions."""
-    session = spark.session
     days = partition_dates(context)
-    listens = _read(session, warehouse, LISTENS).where(F.col("event_date").isin(days))
-    dims = {key: _read(session, warehouse, table) for key, table in FACT_KEY_DIMENSIONS.items()}
-    fact = build_fact_stream(listens, dims["userKey"], dims["songKey"], dims["artistKey"], dims["locationKey"])
-    result = write_days(context, session, warehouse, FACT_STREAM, fact)
-    written = _read(session, warehouse, FACT_STREAM).where(F.col("date_part").isin(days))
-    return MaterializeResult(metadata=result.metadata, check_results=fact_checks(written, listens, dims))
+    dims = {key: warehouse.read(table) for key, table in FACT_KEY_DIMENSIONS.items()}
+    fact = build_fact_stream(warehouse.read(LISTENS, days), dims["userKey"], dims["songKey"], dims["artistKey"], dims["locationKey"])
+    commit = warehouse.replace_days(FACT_STREAM, fact, days)
+    nulls, orphans = fact_key_outcomes(warehouse.read(FACT_STREAM, days), dims, days)
+    fan_out = count_mismatch(by_day(warehouse.day_rows(LISTENS, days)), by_day(commit.day_rows), days)
+    checks = [*NO_NULL_KEYS.day_results(nulls), *KEYS_IN_DIMENSIONS.day_results(orphans), *FAN_OUT.day_results(fan_out)]
+    yield from daily_report(context, commit, days, checks)
 
 
-@asset(deps=[FACT_STREAM.asset_key, *[d.asset_key for d in DIMENSIONS]], **table_asset_args(WIDE_FACT))
-def wide_fact(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS], deps=[FACT_STREAM.asset_key, *[d.asset_key for d in DIMENSIONS]])
+def wide_fact(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
     """The fact of the run's days with every dimension's attributes."""
-    session = spark.session
-    fact = _read(session, warehouse, FACT_STREAM).where(F.col("date_part").isin(partition_dates(context)))
-    dims = [_read(session, warehouse, t) for t in (DIM_USERS, DIM_SONGS, DIM_ARTISTS, DIM_LOCATION, DIM_DATETIME)]
-    return write_days(context, session, warehouse, WIDE_FACT, build_wide_fact(fact, *dims))
+    days = partition_dates(context)
+    dims = [warehouse.read(t) for t in (DIM_USERS, DIM_SONGS, DIM_ARTISTS, DIM_LOCATION, DIM_DATETIME)]
+    commit = warehouse.replace_days(WIDE_FACT, build_wide_fact(warehouse.read(FACT_STREAM, days), *dims), days)
+    rows = count_mismatch(by_day(warehouse.day_rows(FACT_STREAM, days)), by_day(commit.day_rows), days)
+    yield from daily_report(context, commit, days, WIDE_FACT_ROWS.day_results(rows))
 
 
 def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame]) -> AssetsDefinition:
-    """A daily summary of wide_fact."""
+    """A daily summary of wide_fact, whose streams add up to the fact's rows of each day."""
+    check = STREAMS_MATCH_FACT[table]
 
-    @asset(deps=[WIDE_FACT.asset_key], **table_asset_args(table))
-    def summary(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
-        session = spark.session
-        wide = _read(session, warehouse, WIDE_FACT).where(F.col("date_part").isin(partition_dates(context)))
-        return write_days(context, session, warehouse, table, summarise(wide))
+    @table_asset(table, checks=[check], deps=[WIDE_FACT.asset_key])
+    def summary(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
+        days = partition_dates(context)
+        commit = warehouse.replace_days(table, summarise(warehouse.read(WIDE_FACT, days)), days)
+        streams = warehouse.read(table, days).groupBy("date_part").agg(F.sum("total_streams").alias("streams")).collect()
+        outcomes = count_mismatch(
+            by_day(warehouse.day_rows(FACT_STREAM, days)), {(r["date_part"],): int(r["streams"]) for r in streams}, days
+        )
+        yield from daily_report(context, commit, days, check.day_results(outcomes))
 
     return summary
 
 
-@asset(deps=[WIDE_FACT.asset_key], **table_asset_args(ARTIST_POPULARITY))
-def artist_popularity_asset(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@table_asset(ARTIST_POPULARITY, checks=[STREAMS_MATCH_FACT[ARTIST_POPULARITY]], deps=[WIDE_FACT.asset_key])
+def artist_popularity_asset(warehouse: WarehouseResource) -> MaterializeResult:
     """Streams, listeners, songs and active days per artist over all time."""
-    session = spark.session
-    uri = warehouse.uri(ARTIST_POPULARITY)
-    overwrite_table(artist_popularity(_read(session, warehouse, WIDE_FACT)), uri)
-    return MaterializeResult(metadata=commit_metadata(session, uri))
+    commit = warehouse.overwrite(ARTIST_POPULARITY, artist_popularity(warehouse.read(WIDE_FACT)))
+    streams = warehouse.read(ARTIST_POPULARITY).agg(F.sum("total_streams")).collect()[0][0] or 0
+    outcome = total_mismatch(warehouse.total_rows(FACT_STREAM), int(streams))
+    return MaterializeResult(metadata=commit.metadata(), check_results=[STREAMS_MATCH_FACT[ARTIST_POPULARITY].result(outcome)])
 
 
 gold_assets = [

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from medallion_assets.resources.warehouse import delta_rs_uri
+
 
 @dataclass(frozen=True)
 class OffsetRange:
@@ -23,11 +25,6 @@ class OffsetRange:
     def count(self) -> int:
         """Records in the range."""
         return self.end - self.start
-
-
-def delta_rs_uri(uri: str) -> str:
-    """The URI delta-rs understands for a Hadoop one (s3a:// is s3:// there)."""
-    return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
 
 
 def raw_next_offsets(uri: str) -> dict[int, int]:

@@ -6,6 +6,8 @@ keeps its day when `ts` itself is readable, so malformed rows reconcile per day.
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
@@ -83,12 +85,28 @@ def parse_records(records: DataFrame, topic: str) -> DataFrame:
     )
 
 
+MALFORMED_WITHOUT_DAY = "malformed without a day"
+NO_READABLE_TS = "no readable ts"
+
+
+def outside_reason(day: date | None, malformed: bool) -> str | None:
+    """Why a record with this day is processed by no daily partition, or None when one processes it."""
+    first, last = partition_bounds()
+    if day is None:
+        return MALFORMED_WITHOUT_DAY if malformed else NO_READABLE_TS
+    if day < first:
+        return f"before {first}"
+    if day > last:
+        return f"after {last}"
+    return None
+
+
 def outside_partitions(raw: DataFrame) -> DataFrame:
-    """Raw rows no daily partition processes, with a `reason`: no readable day, or a day out of range."""
+    """Raw rows no daily partition processes, with a `reason` (the one `outside_reason` gives)."""
     first, last = partition_bounds()
     reason = (
-        F.when(F.col("event_date").isNull() & F.col("parse_error").isNotNull(), F.lit("malformed without a day"))
-        .when(F.col("event_date").isNull(), F.lit("no readable ts"))
+        F.when(F.col("event_date").isNull() & F.col("parse_error").isNotNull(), F.lit(MALFORMED_WITHOUT_DAY))
+        .when(F.col("event_date").isNull(), F.lit(NO_READABLE_TS))
         .when(F.col("event_date") < F.lit(first), F.lit(f"before {first}"))
         .otherwise(F.lit(f"after {last}"))
     )

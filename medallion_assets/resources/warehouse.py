@@ -1,14 +1,37 @@
-"""Where the Delta tables and the reference data live."""
+"""The warehouse: where every Delta table lives, and the one owner of reading and writing them.
+
+Every write tags its commit with a unique id, so the metadata a step reports comes from the
+commit that write made (or says it made none), never from whatever commit happens to be last.
+Row counts come from the Delta log's file statistics (delta-rs), not from a scan.
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataValue, TableColumn, TableSchema
+from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from medallion_assets.resources.spark import SparkResource
 from medallion_assets.tables import Table
+
+# Commits made by this process are found again in the table's history by this many latest commits.
+HISTORY_DEPTH = 50
+
+
+class MissingUpstreamTableError(RuntimeError):
+    """An input table has not been materialized yet."""
 
 
 def absolute_uri(location: str) -> str:
@@ -16,14 +39,66 @@ def absolute_uri(location: str) -> str:
     return location if "://" in location else os.path.abspath(location)
 
 
+def delta_rs_uri(uri: str) -> str:
+    """The URI delta-rs understands for a Hadoop one (s3a:// is s3:// there)."""
+    return "s3://" + uri[len("s3a://"):] if uri.startswith("s3a://") else uri
+
+
+def in_days(column: str, days: Sequence[date]) -> str:
+    """SQL predicate `column IN ('d1', ...)` for partition dates."""
+    return f"{column} IN ({', '.join(repr(d.isoformat()) for d in days)})"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one write did to a table: its commit (if it made one) and the rows the table now holds."""
+
+    table: Table
+    uri: str
+    version: int | None
+    operation: str | None
+    rows_written: int
+    total_rows: int
+    day_rows: dict[date, int] = field(default_factory=dict)
+    schema: TableSchema | None = None
+    spark_app_id: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """Materialization metadata shared by every partition the write covered."""
+        return {
+            "dagster/row_count": self.total_rows,
+            "rows_written": self.rows_written,
+            "delta_version": self.version if self.version is not None else MetadataValue.text("no commit"),
+            "delta_operation": self.operation or "none",
+            "table_uri": MetadataValue.path(self.uri),
+            **({"dagster/column_schema": self.schema} if self.schema is not None else {}),
+            **({"spark_app_id": self.spark_app_id} if self.spark_app_id else {}),
+        }
+
+    def day_metadata(self, day: date) -> dict[str, Any]:
+        """Metadata of one day partition: that day's own row count."""
+        return {"dagster/partition_row_count": self.day_rows.get(day, 0)}
+
+
+def column_schema(df: DataFrame) -> TableSchema:
+    """Dagster column schema of a DataFrame."""
+    return TableSchema(columns=[TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
+
+
+def spark_app_id(session: SparkSession) -> str | None:
+    """The Spark application id, read from the runtime conf (works over Spark Connect too)."""
+    return session.conf.get("spark.app.id", None)
+
+
 class WarehouseResource(ConfigurableResource):
-    """Delta root and reference CSVs; any Hadoop URI for the root."""
+    """Delta root and reference CSVs (any Hadoop URI for the root), and every Delta read and write."""
 
     root: str | None = Field(default=None, description="Delta root; env MEDALLION_WAREHOUSE, default data/warehouse.")
     songs_csv: str | None = Field(default=None, description="songs.csv; env MEDALLION_SONGS_CSV, default data/songs.csv.")
     state_codes_csv: str | None = Field(
         default=None, description="state_codes.csv; env MEDALLION_STATE_CODES_CSV, default data/state_codes.csv."
     )
+    spark: SparkResource | None = Field(default=None, description="The run's Spark; default: the process's session.")
 
     @property
     def root_uri(self) -> str:
@@ -45,6 +120,11 @@ class WarehouseResource(ConfigurableResource):
         configured = self.state_codes_csv or EnvVar("MEDALLION_STATE_CODES_CSV").get_value(default="data/state_codes.csv")
         return absolute_uri(configured or "")
 
+    @property
+    def session(self) -> SparkSession:
+        """The run's Spark session (started on first use)."""
+        return (self.spark or SparkResource()).session
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Every run checks the root first, so a bad location fails before any table is touched."""
         self.ensure_writable()
@@ -58,3 +138,141 @@ class WarehouseResource(ConfigurableResource):
         existing = next((p for p in (path, *path.parents) if p.exists()), None)
         if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise PermissionError(f"Delta warehouse {root} is not writable (checked {existing}).")
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def delta_rs(self, table: Table) -> RsDeltaTable | None:
+        """The table opened with delta-rs (no JVM), or None when it does not exist yet."""
+        uri = delta_rs_uri(self.uri(table))
+        return RsDeltaTable(uri) if RsDeltaTable.is_deltatable(uri) else None
+
+    def exists(self, table: Table) -> bool:
+        """Whether the table has been written."""
+        return RsDeltaTable.is_deltatable(delta_rs_uri(self.uri(table)))
+
+    def read(self, table: Table, days: Sequence[date] | None = None) -> DataFrame:
+        """The table (only the given days of a daily table); a clear error naming it when it does not exist."""
+        if not self.exists(table):
+            raise MissingUpstreamTableError(
+                f"Delta table {table.path} does not exist at {self.uri(table)}: materialize {table.path} first."
+            )
+        df = self.session.read.format("delta").load(self.uri(table))
+        if days is not None:
+            df = df.where(F.col(self._day_column(table)).isin(list(days)))
+        return df
+
+    def day_rows(self, table: Table, days: Sequence[date] | None = None) -> dict[date, int]:
+        """Rows per day partition (all days, or the given ones), from the Delta log's file statistics."""
+        files = self._files(table)
+        column = f"partition.{self._day_column(table)}"
+        counts: dict[date, int] = dict.fromkeys(days or (), 0)
+        if files is None or files.num_rows == 0:
+            return counts
+        grouped = files.group_by(column).aggregate([("num_records", "sum")])
+        for day, rows in zip(grouped[column].to_pylist(), grouped["num_records_sum"].to_pylist()):
+            if day is not None and (days is None or day in counts):
+                counts[day] = int(rows or 0)
+        return counts
+
+    def total_rows(self, table: Table) -> int:
+        """Rows in the table, from the Delta log's file statistics."""
+        files = self._files(table)
+        return int(pc.sum(files["num_records"]).as_py() or 0) if files is not None and files.num_rows else 0
+
+    def _files(self, table: Table) -> pa.Table | None:
+        """The live files of the table with their row counts; None when the table does not exist."""
+        delta = self.delta_rs(table)
+        if delta is None:
+            return None
+        files = pa.table(delta.get_add_actions(flatten=True))
+        if files.num_rows and files["num_records"].null_count:
+            raise RuntimeError(f"{table.path} has files without row-count statistics; run OPTIMIZE to rewrite them.")
+        return files
+
+    @staticmethod
+    def _day_column(table: Table) -> str:
+        if table.partition_column is None:
+            raise ValueError(f"{table.path} has no day partitions")
+        return table.partition_column
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def replace_days(
+        self, table: Table, df: DataFrame, days: Sequence[date], also_where: str | None = None
+    ) -> Commit:
+        """Overwrite exactly the given days (and the rows `also_where` selects), leaving the others untouched."""
+        column = self._day_column(table)
+        predicate = in_days(column, days) + (f" OR {also_where}" if also_where else "")
+        token = self._token()
+        (
+            df.repartition(column)  # one file per day and write, not one per shuffle partition
+            .write.format("delta")
+            .mode("overwrite")
+            .partitionBy(column)
+            .option("replaceWhere", predicate)
+            .option("userMetadata", token)
+            .save(self.uri(table))
+        )
+        return self._commit(table, token, df, days)
+
+    def overwrite(self, table: Table, df: DataFrame) -> Commit:
+        """Replace the whole table in one atomic commit."""
+        token = self._token()
+        (
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true")
+            .option("userMetadata", token)
+            .save(self.uri(table))
+        )
+        return self._commit(table, token, df)
+
+    def append_once(self, table: Table, df: DataFrame, app_id: str, version: int) -> Commit:
+        """Append in one commit; Delta skips a repeat of the same (app_id, version) transaction."""
+        token = self._token()
+        (
+            df.write.format("delta")
+            .mode("append")
+            .partitionBy(self._day_column(table))
+            .option("txnAppId", app_id)
+            .option("txnVersion", version)
+            .option("userMetadata", token)
+            .save(self.uri(table))
+        )
+        return self._commit(table, token, df)
+
+    def unchanged(self, table: Table, days: Sequence[date] = ()) -> Commit:
+        """What a step that wrote nothing reports: no commit, and the rows the table holds."""
+        return Commit(
+            table=table,
+            uri=self.uri(table),
+            version=None,
+            operation=None,
+            rows_written=0,
+            total_rows=self.total_rows(table),
+            day_rows=self.day_rows(table, days) if days else {},
+        )
+
+    @staticmethod
+    def _token() -> str:
+        return f"medallion-write-{uuid.uuid4().hex}"
+
+    def _commit(self, table: Table, token: str, df: DataFrame, days: Sequence[date] = ()) -> Commit:
+        """The commit this write made (found by its token), with the table's row counts after it."""
+        delta = self.delta_rs(table)
+        entry = None
+        if delta is not None:
+            entry = next((c for c in delta.history(HISTORY_DEPTH) if c.get("userMetadata") == token), None)
+        metrics = (entry or {}).get("operationMetrics") or {}
+        rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or 0
+        return Commit(
+            table=table,
+            uri=self.uri(table),
+            version=int(entry["version"]) if entry else None,
+            operation=entry.get("operation") if entry else None,
+            rows_written=int(rows) if entry else 0,
+            total_rows=self.total_rows(table),
+            day_rows=self.day_rows(table, days) if days else {},
+            schema=column_schema(df),
+            spark_app_id=spark_app_id(self.session),
+        )

@@ -1,22 +1,30 @@
 """Silver dimensions: users (SCD2), locations, songs, artists and hours."""
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from collections.abc import Callable
-
-from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue, asset
-from pyspark.sql import DataFrame, SparkSession
+from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.delta_io import commit_metadata, overwrite_table, read_table
-from medallion_assets.expectations import drop_violations, expectations_for
-from medallion_assets.integrity import current_rows, duplicate_keys, integrity_checks_for, songs_accounting, version_breaks
 from medallion_assets.keys import UNKNOWN
 from medallion_assets.partitions import daily_partitions
-from medallion_assets.quality import expectation_results
+from medallion_assets.quality.checks import Check, Outcome, samples_by
+from medallion_assets.quality.expectations import expectations_for, first_violation, rule_outcomes
+from medallion_assets.quality.integrity import (
+    ONE_CURRENT_ROW,
+    SONGS_RECONCILIATION,
+    UNIQUE_KEY,
+    VERSIONS_CONTIGUOUS,
+    current_rows,
+    duplicate_keys,
+    songs_accounting,
+    version_breaks,
+)
 from medallion_assets.reference import read_reference_csv, well_formed
-from medallion_assets.resources.spark import SparkResource
-from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import table_asset_args
+from medallion_assets.resources.warehouse import Commit, WarehouseResource
+from medallion_assets.runtime import table_asset
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import build_dim_location, locations
@@ -24,117 +32,126 @@ from medallion_assets.silver.dim_users import build_dim_users
 from medallion_assets.silver.songs import artist_rows, build_dim_artists, build_dim_songs, song_rows
 from medallion_assets.tables import BRONZE, DIM_ARTISTS, DIM_DATETIME, DIM_LOCATION, DIM_SONGS, DIM_USERS, Table
 
-
-def _spec(table: Table) -> dict:
-    """Asset arguments of a silver table, with its expectation and integrity checks."""
-    return table_asset_args(
-        table,
-        check_specs=[rule.check_spec for rule in expectations_for(table)]
-        + [c.check_spec for c in integrity_checks_for(table).values()],
-    )
+# Checks beyond the expectations and key uniqueness, per dimension.
+EXTRA_CHECKS: dict[Table, tuple[Check, ...]] = {DIM_USERS: (ONE_CURRENT_ROW, VERSIONS_CONTIGUOUS), DIM_SONGS: (SONGS_RECONCILIATION,)}
 
 
-def integrity_results(table: Table, written: DataFrame) -> list[AssetCheckResult]:
+def dimension_checks(table: Table) -> list[Check]:
+    """Every check of a dimension: its expectations, key uniqueness, and its own invariants."""
+    return [*(rule.check for rule in expectations_for(table)), UNIQUE_KEY[table], *EXTRA_CHECKS.get(table, ())]
+
+
+def dimension_asset(table: Table, *upstream: Table) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """The decorator of a dimension's asset, with all its checks."""
+    return table_asset(table, checks=dimension_checks(table), deps=[t.asset_key for t in upstream])
+
+
+@dataclass(frozen=True)
+class Published:
+    """A dimension written whole: the commit, input rows by reject reason, and the check results so far."""
+
+    commit: Commit
+    tally: dict[str | None, int]
+    checks: list[AssetCheckResult]
+
+    def result(self, *more_checks: AssetCheckResult, **metadata: Any) -> MaterializeResult:
+        """The materialization with every check result."""
+        dropped = {k: v for k, v in self.tally.items() if k is not None}
+        return MaterializeResult(
+            metadata={
+                **self.commit.metadata(),
+                "input_rows": sum(self.tally.values()),
+                "dropped_by_expectation": MetadataValue.json(dropped),
+                **metadata,
+            },
+            check_results=[*self.checks, *more_checks],
+        )
+
+
+def invariants(table: Table, written: DataFrame) -> list[AssetCheckResult]:
     """Key uniqueness of every dimension, and the SCD2 invariants of dim_users."""
-    checks = integrity_checks_for(table)
-    results = [checks["unique_key"].result(duplicate_keys(written, table.key))]
+    results = [UNIQUE_KEY[table].result(duplicate_keys(written, table.key))]
     if table == DIM_USERS:
-        results.append(checks["one_current_row_per_user"].result(current_rows(written)))
-        results.append(checks["versions_contiguous"].result(version_breaks(written)))
+        results += [ONE_CURRENT_ROW.result(current_rows(written)), VERSIONS_CONTIGUOUS.result(version_breaks(written))]
     return results
 
 
 def publish(
-    session: SparkSession,
-    warehouse: WarehouseResource,
-    table: Table,
-    build: Callable[[DataFrame], DataFrame],
-    rows: DataFrame,
-    extra: dict | None = None,
-) -> tuple[MaterializeResult, dict[str, int]]:
-    """Apply the drop expectations to `rows`, write `build(kept)`, report counts and checks; returns the tally too."""
-    rows = rows.cache()
+    warehouse: WarehouseResource, table: Table, build: Callable[[DataFrame], DataFrame], rows: DataFrame
+) -> Published:
+    """Apply the drop expectations to `rows`, overwrite the table with `build(kept)`, evaluate its checks."""
+    tagged = rows.withColumn("reject_reason", first_violation(expectations_for(table, "drop"))).cache()
     try:
-        kept, rejected = drop_violations(rows, table)
-        tally = {r["reject_reason"]: r["count"] for r in rejected.groupBy("reject_reason").count().collect()}
-        uri = warehouse.uri(table)
-        overwrite_table(build(kept), uri)
-        written = session.read.format("delta").load(uri)
-        total = rows.count()
-        checks = expectation_results(table, written, rejected, tally, total) + integrity_results(table, written)
+        tally = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
+        total = sum(tally.values())
+        failing = [e.name for e in expectations_for(table, "drop") if not e.check.passed(Outcome(tally.get(e.name, 0), total))]
+        samples = (
+            {k[0]: v for k, v in samples_by(tagged.where(F.col("reject_reason").isin(failing)), ["reject_reason"]).items()}
+            if failing
+            else {}
+        )
+        kept = tagged.where(F.col("reject_reason").isNull()).drop("reject_reason")
+        commit = warehouse.overwrite(table, build(kept))
     finally:
-        rows.unpersist()
-    metadata = {
-        **commit_metadata(session, uri),
-        "input_rows": total,
-        "dropped_by_expectation": MetadataValue.json(tally),
-        **(extra or {}),
-    }
-    return MaterializeResult(metadata=metadata, check_results=checks), tally
+        tagged.unpersist()
+    written = warehouse.read(table)
+    outcomes = rule_outcomes(table, written, tally, samples)
+    return Published(commit, tally, [rule.check.result(o) for rule, o in outcomes.items()] + invariants(table, written))
 
 
-@asset(deps=[BRONZE[t].asset_key for t in TOPICS], **_spec(DIM_USERS))
-def dim_users(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@dimension_asset(DIM_USERS, *BRONZE.values())
+def dim_users(warehouse: WarehouseResource) -> MaterializeResult:
     """SCD2 users from every bronze event type."""
-    session = spark.session
-    bronze = [read_table(session, warehouse.uri(BRONZE[t]), BRONZE[t].path) for t in TOPICS]
-    return publish(session, warehouse, DIM_USERS, lambda df: df, build_dim_users(bronze))[0]
+    bronze: Sequence[DataFrame] = [warehouse.read(BRONZE[t]) for t in TOPICS]
+    return publish(warehouse, DIM_USERS, lambda df: df, build_dim_users(bronze)).result()
 
 
-@asset(deps=[BRONZE["listen_events"].asset_key], **_spec(DIM_LOCATION))
-def dim_location(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@dimension_asset(DIM_LOCATION, BRONZE["listen_events"])
+def dim_location(warehouse: WarehouseResource) -> MaterializeResult:
     """Locations of listens named by state."""
-    session = spark.session
-    listens = read_table(session, warehouse.uri(BRONZE["listen_events"]), BRONZE["listen_events"].path)
-    states, _ = well_formed(read_reference_csv(session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
-    return publish(
-        session, warehouse, DIM_LOCATION, lambda kept: build_dim_location(kept, states), locations(listens)
-    )[0]
+    states, _ = well_formed(read_reference_csv(warehouse.session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
+    listens = warehouse.read(BRONZE["listen_events"])
+    return publish(warehouse, DIM_LOCATION, lambda kept: build_dim_location(kept, states), locations(listens)).result()
 
 
-def _songs(session: SparkSession, warehouse: WarehouseResource) -> tuple[DataFrame, int]:
+def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
     """Typed songs.csv rows and the number of lines that are not well-formed CSV."""
-    good, bad = well_formed(read_reference_csv(session, warehouse.songs_uri, SONGS_CSV_COLUMNS))
+    good, bad = well_formed(read_reference_csv(warehouse.session, warehouse.songs_uri, SONGS_CSV_COLUMNS))
     return song_rows(good), bad.count()
 
 
-@asset(**_spec(DIM_SONGS))
-def dim_songs(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@dimension_asset(DIM_SONGS)
+def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     """Songs of songs.csv."""
-    session = spark.session
-    songs, malformed = _songs(session, warehouse)
-    result, dropped = publish(session, warehouse, DIM_SONGS, build_dim_songs, songs, {"malformed_csv_rows": malformed})
-    kept = drop_violations(songs, DIM_SONGS)[0]
+    songs, malformed = _songs(warehouse)
+    published = publish(warehouse, DIM_SONGS, build_dim_songs, songs)
+    kept_rows = published.tally.get(None, 0)
+    kept_ids = songs.where(first_violation(expectations_for(DIM_SONGS, "drop")).isNull()).select("songId").distinct().count()
     counts = {
-        "csv_records": songs.count() + malformed,
+        "csv_records": sum(published.tally.values()) + malformed,
         "malformed_csv_rows": malformed,
-        "dropped_by_expectation": sum(dropped.values()),
-        "repeated_song_ids": kept.count() - kept.select("songId").distinct().count(),
-        "dim_songs_rows": session.read.format("delta").load(warehouse.uri(DIM_SONGS)).where(F.col("songId") != UNKNOWN).count(),
+        "dropped_by_expectation": sum(n for reason, n in published.tally.items() if reason is not None),
+        "repeated_song_ids": kept_rows - kept_ids,
+        "dim_songs_rows": warehouse.read(DIM_SONGS).where(F.col("songId") != UNKNOWN).count(),
     }
-    reconciliation = integrity_checks_for(DIM_SONGS)["songs_reconciliation"].result(songs_accounting(**counts), **counts)
-    return MaterializeResult(metadata=result.metadata, check_results=[*result.check_results, reconciliation])
+    return published.result(SONGS_RECONCILIATION.result(songs_accounting(**counts), **counts), malformed_csv_rows=malformed)
 
 
-@asset(**_spec(DIM_ARTISTS))
-def dim_artists(spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@dimension_asset(DIM_ARTISTS)
+def dim_artists(warehouse: WarehouseResource) -> MaterializeResult:
     """Artists of songs.csv, one per cleaned name."""
-    songs, malformed = _songs(spark.session, warehouse)
-    return publish(
-        spark.session, warehouse, DIM_ARTISTS, build_dim_artists, artist_rows(songs), {"malformed_csv_rows": malformed}
-    )[0]
+    songs, malformed = _songs(warehouse)
+    return publish(warehouse, DIM_ARTISTS, build_dim_artists, artist_rows(songs)).result(malformed_csv_rows=malformed)
 
 
-@asset(**_spec(DIM_DATETIME))
-def dim_datetime(context: AssetExecutionContext, spark: SparkResource, warehouse: WarehouseResource) -> MaterializeResult:
+@dimension_asset(DIM_DATETIME)
+def dim_datetime(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Hours from the first partition through the end of the current UTC day."""
     windows = daily_partitions.get_partition_keys()
     start = daily_partitions.time_window_for_partition_key(windows[0]).start
     end = daily_partitions.time_window_for_partition_key(windows[-1]).end
     context.log.info(f"dim_datetime covers {start} .. {end}")
-    return publish(
-        spark.session, warehouse, DIM_DATETIME, lambda df: df, build_dim_datetime(spark.session, start, end)
-    )[0]
+    return publish(warehouse, DIM_DATETIME, lambda df: df, build_dim_datetime(warehouse.session, start, end)).result()
 
 
 silver_assets = [dim_users, dim_location, dim_songs, dim_artists, dim_datetime]

@@ -1,26 +1,25 @@
-"""Data-quality expectations declared once, as data (DLT semantics: warn | drop | fail)."""
+"""Data-quality expectations declared once, as data (DLT semantics: warn | drop | fail).
+
+A `drop` rule removes the rows it rejects and tolerates a fraction of them (default 1%); above
+that its check WARNs, naming the rule, the day and the fraction, so a source gone bad shows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
-from dagster import AssetCheckSeverity, AssetCheckSpec
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from medallion_assets.quality.checks import Check, Outcome, sample
 from medallion_assets.schemas import TOPIC_EXTRA_FIELDS
-from medallion_assets.tables import (
-    BRONZE,
-    DIM_ARTISTS,
-    DIM_LOCATION,
-    DIM_SONGS,
-    DIM_USERS,
-    Table,
-)
+from medallion_assets.tables import BRONZE, DIM_ARTISTS, DIM_LOCATION, DIM_SONGS, DIM_USERS, Table
 
 Action = Literal["warn", "drop", "fail"]
+DEFAULT_DROP_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -31,6 +30,7 @@ class Expectation:
     name: str
     predicate: str
     action: Action
+    tolerance: float = DEFAULT_DROP_TOLERANCE  # drop rules only: the rejected fraction that still passes
 
     @property
     def condition(self) -> Column:
@@ -38,19 +38,15 @@ class Expectation:
         return F.coalesce(F.expr(self.predicate), F.lit(False))
 
     @property
-    def check_spec(self) -> AssetCheckSpec:
-        """The Dagster asset check that reports this expectation."""
-        return AssetCheckSpec(
-            name=self.name,
-            asset=self.table.asset_key,
-            description=f"{self.action}: {self.predicate}",
+    def check(self) -> Check:
+        """The asset check reporting this expectation: blocking for fail, WARN otherwise."""
+        return Check(
+            self.table,
+            self.name,
+            f"{self.action}: {self.predicate}",
             blocking=self.action == "fail",
+            tolerance=self.tolerance if self.action == "drop" else 0.0,
         )
-
-    @property
-    def severity(self) -> AssetCheckSeverity:
-        """ERROR for fail, WARN otherwise."""
-        return AssetCheckSeverity.ERROR if self.action == "fail" else AssetCheckSeverity.WARN
 
 
 def _bronze(topic: str) -> list[Expectation]:
@@ -97,3 +93,43 @@ def drop_violations(df: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
     return tagged.where(F.col("reject_reason").isNull()).drop("reject_reason"), tagged.where(
         F.col("reject_reason").isNotNull()
     )
+
+
+def rule_outcomes(
+    table: Table,
+    kept: DataFrame,
+    tally: Mapping[str | None, int],
+    samples: Mapping[str, list] | None = None,
+) -> dict[Expectation, Outcome]:
+    """Every expectation of an undivided table: drops from the tally of reasons, warn/fail counted on kept rows."""
+    total = sum(tally.values())
+    checked = [e for e in expectations_for(table) if e.action != "drop"]
+    violations = {}
+    if checked:
+        row = kept.agg(*[F.sum((~e.condition).cast("long")).alias(e.name) for e in checked]).collect()[0]
+        violations = {e.name: int(row[e.name] or 0) for e in checked}
+    outcomes = {}
+    for rule in expectations_for(table):
+        if rule.action == "drop":
+            outcomes[rule] = Outcome(tally.get(rule.name, 0), total, (samples or {}).get(rule.name))
+        else:
+            failed = violations[rule.name]
+            outcomes[rule] = Outcome(failed, total, sample(kept.where(~rule.condition)) if failed else None)
+    return outcomes
+
+
+def day_drop_outcomes(
+    table: Table,
+    tally: Mapping[tuple[date, str | None], int],
+    days: Sequence[date],
+    samples: Mapping[tuple[date, str], list] | None = None,
+) -> dict[Expectation, dict[date, Outcome]]:
+    """Per day, every drop rule of a daily table from a tally of (day, reject reason) -> rows."""
+    totals = {day: sum(n for (d, _), n in tally.items() if d == day) for day in days}
+    return {
+        rule: {
+            day: Outcome(tally.get((day, rule.name), 0), totals[day], (samples or {}).get((day, rule.name)))
+            for day in days
+        }
+        for rule in expectations_for(table, "drop")
+    }
