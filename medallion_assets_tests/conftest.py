@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from medallion_assets.dev.kafka_local import REPO_ROOT, ensure_broker, stop_broker
+from medallion_assets.dev.kafka_local import ensure_broker, stop_broker
+from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.spark import build_session
 
 KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"

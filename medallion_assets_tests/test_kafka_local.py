@@ -16,10 +16,10 @@ from medallion_assets.dev import kafka_local
 from medallion_assets.dev.kafka_local import (
     broker_pid,
     broker_ready,
-    create_topics,
     ensure_broker,
     stop_broker,
 )
+from medallion_assets.topics import create_topics
 
 PORT = 19192
 TOPICS = ("kl_test_events", "kl_test_other")

@@ -12,16 +12,15 @@ from confluent_kafka import Producer
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
 from deltalake import write_deltalake
 
-from medallion_assets.dev.kafka_local import create_topics
 from medallion_assets.raw.offsets import raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schemas import TOPICS
 from medallion_assets.sensors.kafka_offsets import (
     KafkaSensorSettings,
     kafka_offsets_sensor,
 )
 from medallion_assets.tables import RAW
+from medallion_assets.topics import TOPICS, create_topics
 
 
 @pytest.fixture
