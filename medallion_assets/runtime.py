@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from datetime import date
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning
+from dagster import AssetExecutionContext, BackfillPolicy
 
-from medallion_assets.partitions import daily_partitions
+from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.tables import Table
-
-# The single-run backfill policy is a deliberate choice; its beta notice would print once per asset.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 
 def table_asset_args(table: Table, **extra: Any) -> dict[str, Any]:

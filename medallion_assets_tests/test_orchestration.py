@@ -40,13 +40,13 @@ from dagster._core.storage.tags import (
 from deltalake import DeltaTable as RsDeltaTable
 
 from medallion_assets.definitions import all_assets, defs, resources
-from medallion_assets.jobs import downstream_job
-from medallion_assets.maintenance import maintenance_job
-from medallion_assets.partitions import contiguous_ranges
+from medallion_assets.orchestration.jobs import downstream_job
+from medallion_assets.orchestration.maintenance import maintenance_job
+from medallion_assets.orchestration.partitions import contiguous_ranges
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schedules import daily_schedule, weekly_maintenance_schedule
-from medallion_assets.sensors.raw_to_gold import days_covered, raw_to_gold_sensor
+from medallion_assets.orchestration.schedules import daily_schedule, weekly_maintenance_schedule
+from medallion_assets.orchestration.sensors.raw_to_gold import days_covered, raw_to_gold_sensor
 from medallion_assets.tables import BRONZE, FACT_STREAM, RAW
 from medallion_assets.topics import TOPICS, create_topics
 from medallion_assets_tests.events import event

@@ -15,7 +15,7 @@ from deltalake import write_deltalake
 from medallion_assets.raw.offsets import raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.sensors.kafka_offsets import (
+from medallion_assets.orchestration.sensors.kafka_offsets import (
     KafkaSensorSettings,
     kafka_offsets_sensor,
 )

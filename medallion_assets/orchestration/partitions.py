@@ -1,0 +1,42 @@
+"""Daily event partitions, from the first day of data through the current UTC day, and day ranges."""
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from dagster import DailyPartitionsDefinition
+
+PARTITIONS_START_DATE = "2018-10-01"
+
+# The run tags with which Dagster runs one run over a range of partitions (single-run backfills,
+# `dagster asset materialize --partition-range`). The dagster package does not export them
+# publicly, so they are spelled here; their values are part of Dagster's stored run format.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+daily_partitions = DailyPartitionsDefinition(
+    start_date=PARTITIONS_START_DATE, end_offset=1, timezone="UTC"
+)
+
+
+def partition_bounds() -> tuple[date, date]:
+    """First and last day that has a partition now (the last one is the current UTC day)."""
+    first = daily_partitions.get_first_partition_key()
+    last = daily_partitions.get_last_partition_key()
+    assert first is not None and last is not None, "the daily partitions are never empty"
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags that make one run cover the partitions first..last (single-run backfill)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+
+
+def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Sorted (first, last) ranges of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
