@@ -22,6 +22,8 @@ from medallion_assets.generator import (
 from medallion_assets.generator.__main__ import main
 from medallion_assets.paths import DATA_DIR
 
+pytestmark = pytest.mark.fast
+
 START = date(2024, 3, 1)
 SIGNED_IN = {"Logged In", "Cancelled"}
 YEAR_2100_MS = 4_102_444_800_000
