@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from medallion_assets.paths import DATA_DIR
+# The topic names come from medallion_assets.topics; the simulator and defects import them from here.
 from medallion_assets.topics import AUTH_EVENTS as AUTH_TOPIC
 from medallion_assets.topics import LISTEN_EVENTS as LISTEN_TOPIC
 from medallion_assets.topics import PAGE_VIEW_EVENTS as PAGE_VIEW_TOPIC
