@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum setup.py | cut -c1-8)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test bench kafka-up kafka-down dev clean
+.PHONY: setup demo test test-fast bench kafka-up kafka-down dev clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest medallion_assets_tests
+
+# Tests that need no JVM and no broker; JAVA_HOME points nowhere so any Java start fails loudly.
+test-fast: setup
+	JAVA_HOME=/nonexistent $(PYTHON) -m pytest -m fast medallion_assets_tests
 
 bench: setup
 	$(PYTHON) -m medallion_assets.bench

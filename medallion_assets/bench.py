@@ -20,17 +20,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
+from confluent_kafka.admin import AdminClient
+from dagster import AssetSelection, DagsterInstance, EnvVar, ExecuteInProcessResult
 
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.paths import REPO_ROOT
-from medallion_assets.resources.kafka import KafkaResource, client_settings
+from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
-from medallion_assets.schemas import TOPICS
+from medallion_assets.topics import BOOTSTRAP_ENV, TOPICS, client_settings, create_topics, physical_topic
 
 LAYERS: tuple[str, ...] = ("raw", "bronze", "silver", "gold")
 START_DATE = date(2025, 1, 1)
@@ -79,18 +79,6 @@ def timed(action: Callable[[], Any]) -> tuple[Any, float]:
 def admin_client(settings: dict[str, str]) -> AdminClient:
     """An admin client that logs errors only; keep it referenced until its futures are done."""
     return AdminClient({**settings, "log_level": 3})
-
-
-def create_topics(settings: dict[str, str], names: Sequence[str]) -> None:
-    """Create the benchmark's topics (PARTITIONS each, replication factor 1)."""
-    admin = admin_client(settings)
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=PARTITIONS, replication_factor=1) for name in names],
-        operation_timeout=ADMIN_TIMEOUT_S,
-        request_timeout=ADMIN_TIMEOUT_S,
-    )
-    for future in futures.values():
-        future.result()
 
 
 def delete_topics(settings: dict[str, str], names: Sequence[str]) -> None:
@@ -237,8 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Produce the events, run the layers, print the figures, clean up unless --keep."""
     args = parse_args(argv)
     prefix = f"bench-{int(time.time())}-"
-    topics = [prefix + topic for topic in TOPICS]
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ensure_broker(default_home(), DEFAULT_PORT, topics=())
+    topics = [physical_topic(topic, prefix) for topic in TOPICS]
+    bootstrap = EnvVar(BOOTSTRAP_ENV).get_value() or ensure_broker(default_home(), DEFAULT_PORT, topics=())
     settings = client_settings(bootstrap)
     warehouse = REPO_ROOT / ".cache" / "bench" / prefix
     users = args.users or default_users(args.events, args.days)
@@ -246,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         users=users, days=args.days, start_date=START_DATE, max_events=args.events, topic_prefix=prefix
     )
     setup = {"users": users, "days": args.days, "start_date": START_DATE.isoformat(), "topic_prefix": prefix}
-    create_topics(settings, topics)
+    create_topics(settings, topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
     try:
         produced = produce(config, settings)
         python_produce = python_peak_mib()

@@ -2,16 +2,17 @@
 
 from dagster import Definitions, in_process_executor
 
-from medallion_assets.bronze.assets import bronze_assets
-from medallion_assets.gold.assets import gold_assets
-from medallion_assets.jobs import downstream_job, ingest_job, medallion_job
-from medallion_assets.maintenance import maintenance_job
-from medallion_assets.raw.assets import raw_assets
+from medallion_assets.orchestration.jobs import downstream_job, ingest_job, medallion_job
+from medallion_assets.orchestration.maintenance import maintenance_job
+from medallion_assets.orchestration.schedules import daily_schedule, weekly_maintenance_schedule
+from medallion_assets.orchestration.sensors import KafkaSensorSettings, kafka_offsets_sensor, raw_to_gold_sensor
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schedules import daily_schedule, weekly_maintenance_schedule
-from medallion_assets.sensors import KafkaSensorSettings, kafka_offsets_sensor, raw_to_gold_sensor
+
+from medallion_assets.bronze.assets import bronze_assets
+from medallion_assets.gold.assets import gold_assets
+from medallion_assets.raw.assets import raw_assets
 from medallion_assets.silver.assets import silver_assets
 
 all_assets = [*raw_assets, *bronze_assets, *silver_assets, *gold_assets]

@@ -10,11 +10,11 @@ from deltalake import DeltaTable
 
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
-from medallion_assets.resources.kafka import KafkaResource, client_settings
+from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
-from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import ALL_TABLES
+from medallion_assets.topics import TOPICS, client_settings
 
 
 def table_rows(warehouse: WarehouseResource) -> list[tuple[str, int, str]]:

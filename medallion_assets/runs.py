@@ -1,16 +1,42 @@
-"""Launching the asset graph in-process for a range of days (one run, one Spark session)."""
+"""Launching the asset graph in-process for a range of days (one run of medallion_job, one Spark session)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult, JobDefinition
 
-from medallion_assets.definitions import all_assets
-from medallion_assets.definitions import resources as default_resources
-from medallion_assets.partitions import range_tags
+from medallion_assets.definitions import all_assets, defs
+from medallion_assets.orchestration.jobs import medallion_job
+from medallion_assets.orchestration.partitions import range_tags
+
+INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+@dataclass(frozen=True)
+class DaysRun:
+    """What materialize_days launches: a job of the Definitions, the assets it selects, the run tags."""
+
+    job: JobDefinition
+    asset_selection: list[AssetKey] | None  # None: every asset of the job
+    tags: dict[str, str]
+
+
+def days_run(first: date, last: date, selection: AssetSelection | Sequence[str] | None = None) -> DaysRun:
+    """The medallion_job run over days first..last of the selected assets (asset key strings or a selection).
+
+    The job comes from the Definitions, so the run is recorded under medallion_job, as one the
+    UI or the daemon launched would be.
+    """
+    job = defs.resolve_job_def(medallion_job.name)
+    keys = None
+    if selection is not None:
+        chosen = selection if isinstance(selection, AssetSelection) else AssetSelection.from_coercible(list(selection))
+        keys = sorted(chosen.resolve(all_assets), key=lambda key: key.to_user_string())
+    return DaysRun(job, keys, range_tags(first, last))
 
 
 def materialize_days(
@@ -21,13 +47,16 @@ def materialize_days(
     instance: DagsterInstance | None = None,
     raise_on_error: bool = True,
 ) -> ExecuteInProcessResult:
-    """Materialize the selected assets (default: all) for the days first..last in one run."""
-    return materialize(
-        all_assets,
-        selection=selection,
-        resources={**default_resources, **(resources or {})},
+    """Materialize the selected assets (default: all) for the days first..last in one run of medallion_job.
+
+    resources replace the Definitions' resources of the same name.
+    """
+    run = days_run(first, last, selection)
+    return run.job.execute_in_process(
+        run_config=INFO_LOGS,
         instance=instance,
-        tags=range_tags(first, last),
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        asset_selection=run.asset_selection,
+        tags=run.tags,
+        resources=dict(resources or {}),
         raise_on_error=raise_on_error,
     )

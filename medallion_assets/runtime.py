@@ -19,13 +19,10 @@ from dagster import (
     multi_asset,
 )
 
-from medallion_assets.partitions import daily_partitions
+from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.checks import Check
 from medallion_assets.resources.warehouse import Commit
 from medallion_assets.tables import Table
-
-# The single-run backfill policy is a deliberate choice; its beta notice would print once per asset.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 
 def table_asset(
@@ -47,16 +44,18 @@ def table_asset(
         kinds=extra.pop("kinds", {"spark", "delta"}),
         partitions_def=daily_partitions if table.partition_column and table.layer != "raw" else None,
     )
-    return multi_asset(
-        name=table.asset_key.to_python_identifier(),
-        specs=[spec],
-        check_specs=[c.spec for c in checks],
-        can_subset=True,
-        # single-run for every asset, so one run (and one Spark session) covers a range of days
-        # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
-        backfill_policy=BackfillPolicy.single_run(),
-        **extra,
-    )
+    with warnings.catch_warnings():  # the single-run policy is chosen on purpose: no beta notice per asset
+        warnings.simplefilter("ignore", BetaWarning)
+        return multi_asset(
+            name=table.asset_key.to_python_identifier(),
+            specs=[spec],
+            check_specs=[c.spec for c in checks],
+            can_subset=True,
+            # single-run for every asset, so one run (and one Spark session) covers a range of days
+            # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
+            backfill_policy=BackfillPolicy.single_run(),
+            **extra,
+        )
 
 
 def partition_dates(context: AssetExecutionContext) -> list[date]:

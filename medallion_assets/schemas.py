@@ -12,6 +12,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from medallion_assets.topics import TOPICS
+
 # Event fields as typed in raw. Wire types vary by producer (Eventsim sends numbers where the
 # seed generator sends strings), so every field is first read as JSON text, then cast.
 COMMON_EVENT_FIELDS: dict[str, DataType] = {
@@ -60,7 +62,7 @@ TOPIC_EXTRA_FIELDS: dict[str, dict[str, DataType]] = {
     },
 }
 
-TOPICS: tuple[str, ...] = tuple(TOPIC_EXTRA_FIELDS)
+assert set(TOPIC_EXTRA_FIELDS) == set(TOPICS), "every topic of medallion_assets.topics has its fields here"
 
 CORRUPT_RECORD_COLUMN = "_corrupt_record"
 

@@ -4,15 +4,39 @@ import os
 
 import pytest
 
-from medallion_assets.dev.kafka_local import REPO_ROOT, ensure_broker, stop_broker
-from medallion_assets.resources.spark import build_session
+from medallion_assets.paths import REPO_ROOT
 
 KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
+# Fixtures that start a JVM (Spark) or a broker; a test marked `fast` must use neither.
+JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap"})
+
+
+def _fast_only(config: pytest.Config) -> bool:
+    """Whether this session runs the fast tier only (`pytest -m fast`)."""
+    return config.getoption("markexpr", "").strip() == "fast"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A fast test that needs a JVM or broker fixture is a mistake: fail it at collection, loudly."""
+    for item in items:
+        if item.get_closest_marker("fast") is None:
+            continue
+        used = JVM_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if used:
+            raise pytest.UsageError(f"{item.nodeid} is marked fast but uses {sorted(used)}, which start Java")
+
+
+def _refuse_in_fast_run(request: pytest.FixtureRequest, what: str) -> None:
+    if _fast_only(request.config):
+        pytest.fail(f"{what} requested during a fast-only run (-m fast): fast tests must not start Java")
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap():
+def kafka_bootstrap(request):
     """Bootstrap servers of a local single-node Kafka broker shared by the test session."""
+    _refuse_in_fast_run(request, "the Kafka broker")
+    from medallion_assets.dev.kafka_local import ensure_broker, stop_broker
+
     port = int(os.environ.get("MEDALLION_TEST_KAFKA_PORT", "19092"))
     bootstrap = ensure_broker(home=KAFKA_TEST_HOME, port=port, topics=())
     yield bootstrap
@@ -20,8 +44,11 @@ def kafka_bootstrap():
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(request):
     """The one SparkSession of the test session (the pipeline's resource reuses it)."""
+    _refuse_in_fast_run(request, "the Spark session")
+    from medallion_assets.resources.spark import build_session
+
     session = build_session(shuffle_partitions=2, driver_memory="3g")
     yield session
     session.stop()

@@ -15,7 +15,7 @@ from deltalake import DeltaTable as RsDeltaTable
 
 from medallion_assets.definitions import all_assets
 from medallion_assets.definitions import resources as default_resources
-from medallion_assets.dev.kafka_local import create_topics
+from medallion_assets.topics import create_topics
 from medallion_assets.generator import Event, write_kafka
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource

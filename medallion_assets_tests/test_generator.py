@@ -22,6 +22,8 @@ from medallion_assets.generator import (
 from medallion_assets.generator.__main__ import main
 from medallion_assets.paths import DATA_DIR
 
+pytestmark = pytest.mark.fast
+
 START = date(2024, 3, 1)
 SIGNED_IN = {"Logged In", "Cancelled"}
 YEAR_2100_MS = 4_102_444_800_000
@@ -188,11 +190,12 @@ def test_states_are_known_codes(eventsim: list[Event]) -> None:
 
 
 def test_max_events_is_exact_even_beyond_one_cohort() -> None:
+    # Far more events than 3 users make in a day, so the generator must bring in more users.
     config = GeneratorConfig(users=3, days=1, start_date=START, max_events=20_000, defect_rate=0.02)
     events = list(generate(config))
-    assert len(events) == 20_000
+    assert len(events) == config.max_events
     user_ids = {json.loads(e.value).get("userId") for e in events if e.defect is None}
-    assert len(user_ids - {None}) > 3
+    assert len(user_ids - {None}) > config.users
 
 
 def classify(line: bytes, topic: str, seen: set[bytes], duration_scale: float) -> str | None:
@@ -253,12 +256,14 @@ def test_reported_defects_are_found_in_the_output(dialect: str, tmp_path: Path) 
 
 
 def test_cli_writes_files_and_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--users", "5", "--days", "1", "--start-date", "2024-03-01", "--max-events", "500",
+    max_events = 500
+    argv = ["--users", "5", "--days", "1", "--start-date", "2024-03-01", "--max-events", str(max_events),
             "--output", str(tmp_path), "--no-progress"]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["total_events"] == 500
-    assert sum(1 for p in tmp_path.glob("*.jsonl") for _ in p.open("rb")) == 500
+    assert printed["total_events"] == max_events
+    assert sum(1 for p in tmp_path.glob("*.jsonl") for _ in p.open("rb")) == max_events
+    assert {p.stem for p in tmp_path.glob("*.jsonl")} <= set(TOPIC_FIELDS)  # one file per topic, no prefix
 
 
 def test_default_window_ends_today() -> None:

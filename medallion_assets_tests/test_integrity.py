@@ -3,12 +3,9 @@
 from datetime import date, datetime
 
 from medallion_assets.quality.integrity import (
-    count_mismatch,
     current_rows,
     duplicate_keys,
     fact_key_outcomes,
-    songs_accounting,
-    total_mismatch,
     version_breaks,
 )
 
@@ -57,18 +54,3 @@ def test_null_and_orphan_keys_per_day(spark):
     assert (nulls[d1].failed, nulls[d1].total) == (1, 2) and nulls[d2].failed == 0
     assert (orphans[d1].failed, orphans[d1].total) == (2, 2) and orphans[d2].failed == 0
     assert orphans[d1].sample and {r["key"] for r in orphans[d1].sample} == {"userKey", "songKey"}
-
-
-def test_count_mismatch_per_day_and_total():
-    d1, d2 = date(2024, 1, 1), date(2024, 1, 2)
-    expected = {(d1, "a"): 3, (d2, "a"): 2}
-    assert {d: o.failed for d, o in count_mismatch(expected, dict(expected), [d1, d2]).items()} == {d1: 0, d2: 0}
-    short = count_mismatch(expected, {(d1, "a"): 1, (d1, "b"): 2}, [d1, d2])
-    # d1: group a is 2 short and group b has 2 that nothing expected; d2: group a (2 rows) is missing
-    assert (short[d1].failed, short[d1].total, short[d2].failed) == (4, 3, 2)
-    assert total_mismatch(5, 5).failed == 0 and total_mismatch(5, 3).failed == 2
-
-
-def test_songs_accounting():
-    assert songs_accounting(10, 1, 2, 1, 6).failed == 0
-    assert songs_accounting(10, 1, 2, 1, 5).failed == 1

@@ -16,13 +16,14 @@ from medallion_assets.dev import kafka_local
 from medallion_assets.dev.kafka_local import (
     broker_pid,
     broker_ready,
-    create_topics,
     ensure_broker,
     stop_broker,
 )
+from medallion_assets.topics import create_topics
 
 PORT = 19192
-TOPICS = ("kl_test_events", "kl_test_other")
+BIG_MESSAGES_TOPIC = "kl_test_events"
+TEST_TOPICS = (BIG_MESSAGES_TOPIC, "kl_test_other")  # not the pipeline's topics: this broker is private
 ONE_AND_A_HALF_MB = 1_500_000
 
 
@@ -49,22 +50,22 @@ def _cli_status(home) -> int:
 def test_local_broker_lifecycle(tmp_path):
     home = tmp_path / "kafka"
     try:
-        bootstrap = ensure_broker(home=home, port=PORT, topics=TOPICS, partitions=3)
+        bootstrap = ensure_broker(home=home, port=PORT, topics=TEST_TOPICS, partitions=3)
         assert bootstrap == f"127.0.0.1:{PORT}"
         pid = broker_pid(home)
         assert pid is not None
         assert (home / "kafka.pid").read_text().strip() == str(pid)
 
         # Idempotent: a second call reuses the running broker.
-        assert ensure_broker(home=home, port=PORT, topics=TOPICS) == bootstrap
+        assert ensure_broker(home=home, port=PORT, topics=TEST_TOPICS) == bootstrap
         assert broker_pid(home) == pid
         assert kafka_local._scan_broker_pids(home) == [pid]
-        create_topics(bootstrap, TOPICS)  # existing topics are fine
+        create_topics(bootstrap, TEST_TOPICS)  # existing topics are fine
         assert broker_ready(bootstrap)
         assert _cli_status(home) == 0
 
         md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
-        for topic in TOPICS:
+        for topic in TEST_TOPICS:
             assert topic in md.topics
             assert len(md.topics[topic].partitions) == 3
 
@@ -73,7 +74,7 @@ def test_local_broker_lifecycle(tmp_path):
         key = uuid.uuid4().hex.encode()
         producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 10 * 1024 * 1024})
         errors = []
-        producer.produce(TOPICS[0], key=key, value=payload, on_delivery=lambda e, m: errors.append(e))
+        producer.produce(BIG_MESSAGES_TOPIC, key=key, value=payload, on_delivery=lambda e, m: errors.append(e))
         assert producer.flush(30) == 0
         assert errors == [None]
 
@@ -86,7 +87,7 @@ def test_local_broker_lifecycle(tmp_path):
             }
         )
         try:
-            consumer.subscribe([TOPICS[0]])
+            consumer.subscribe([BIG_MESSAGES_TOPIC])
             received = None
             for _ in range(60):
                 msg = consumer.poll(1.0)

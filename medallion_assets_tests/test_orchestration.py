@@ -1,4 +1,7 @@
-"""Propagation after ingestion, single-run ranges from the CLI, schedules and Delta maintenance."""
+"""Propagation after ingestion, single-run ranges from the CLI and Delta maintenance, on Spark and the broker.
+
+The same logic without a JVM is in test_orchestration_logic.py (the fast tier).
+"""
 
 from __future__ import annotations
 
@@ -11,58 +14,41 @@ import sys
 import time
 import urllib.request
 import uuid
-from datetime import date, datetime, timezone
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from click.testing import CliRunner
 from confluent_kafka import Producer
-from dagster import (
-    AssetMaterialization,
-    AssetSelection,
-    DagsterEvent,
-    DagsterEventType,
-    DagsterInstance,
-    DagsterRun,
-    DagsterRunStatus,
-    MetadataValue,
-    build_schedule_context,
-    build_sensor_context,
-    materialize,
-)
-from dagster._cli.asset import asset_materialize_command
-from dagster._core.events import StepMaterializationData
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
+from dagster import AssetSelection, DagsterEventType, DagsterInstance, DagsterRunStatus, build_sensor_context
 from deltalake import DeltaTable as RsDeltaTable
 
-from medallion_assets.definitions import all_assets, defs, resources
-from medallion_assets.dev.kafka_local import create_topics
-from medallion_assets.jobs import downstream_job
-from medallion_assets.maintenance import maintenance_job
-from medallion_assets.partitions import contiguous_ranges
+from medallion_assets.definitions import all_assets, defs
+from medallion_assets.orchestration.jobs import downstream_job
+from medallion_assets.orchestration.maintenance import maintenance_job
+from medallion_assets.orchestration.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    range_tags,
+)
+from medallion_assets.orchestration.sensors.raw_to_gold import raw_to_gold_sensor
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schedules import daily_schedule, weekly_maintenance_schedule
-from medallion_assets.schemas import TOPICS
-from medallion_assets.sensors.raw_to_gold import days_covered, raw_to_gold_sensor
+from medallion_assets.runs import materialize_days
 from medallion_assets.tables import BRONZE, FACT_STREAM, RAW
+from medallion_assets.topics import TOPICS, create_topics
 from medallion_assets_tests.events import event
 
 REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).with_name("dagster")
 SKIP_LIVE = os.environ.get("MEDALLION_SKIP_LIVE_TESTS") == "1"
 LATE_DAY = date(2018, 10, 5)
 
 D1, D2, D4 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 4)
 LATE = date(2018, 10, 5)  # an old day inside the partitions
 BEFORE = date(2017, 6, 1)  # before the first partition
-
-
-def span(first: date, last: date) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
 
 
 def produce(bootstrap: str, topic: str, values: list[dict]) -> None:
@@ -73,7 +59,8 @@ def produce(bootstrap: str, topic: str, values: list[dict]) -> None:
 
 
 def tick(instance: DagsterInstance, cursor: str | None = None):
-    return raw_to_gold_sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor))
+    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    return raw_to_gold_sensor.evaluate_tick(context)
 
 
 def ranges(data) -> list[tuple[date, date]]:
@@ -82,14 +69,24 @@ def ranges(data) -> list[tuple[date, date]]:
     return [(date.fromisoformat(r.tags[start]), date.fromisoformat(r.tags[end])) for r in data.run_requests]
 
 
-def ingest(instance: DagsterInstance) -> None:
-    result = materialize(all_assets, selection=AssetSelection.groups("raw"), resources=resources, instance=instance)
+def ingest(instance: DagsterInstance, day: date) -> None:
+    """Ingest what Kafka holds as materialize_days does it (demo, bench): a medallion_job run of raw."""
+    result = materialize_days(day, day, AssetSelection.groups("raw"), instance=instance)
     assert result.success
+    assert instance.get_run_by_id(result.run_id).job_name == "medallion_job"
+
+
+@dataclass(frozen=True)
+class Live:
+    """Topics under a fresh prefix, a warehouse and a Dagster home, all set through the environment."""
+
+    prefix: str
+    root: Path
+    instance: DagsterInstance
 
 
 @pytest.fixture
-def live(kafka_bootstrap, spark, tmp_path, monkeypatch):
-    """Topics under a fresh prefix, a warehouse and a Dagster home, all set through the environment."""
+def live(kafka_bootstrap, spark, tmp_path, monkeypatch) -> Iterator[Live]:
     prefix = f"o{uuid.uuid4().hex[:10]}-"
     create_topics(kafka_bootstrap, [prefix + t for t in TOPICS], partitions=2)
     (tmp_path / "home").mkdir()
@@ -98,11 +95,11 @@ def live(kafka_bootstrap, spark, tmp_path, monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("MEDALLION_TOPIC_PREFIX", prefix)
     with DagsterInstance.get() as instance:
-        yield prefix, tmp_path / "warehouse", instance
+        yield Live(prefix, tmp_path / "warehouse", instance)
 
 
 def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live, kafka_bootstrap, spark):
-    prefix, root, instance = live
+    prefix, root, instance = live.prefix, live.root, live.instance
     listens = [
         event(f"{D1}T08:00:00", user="1", item=1),
         event(f"{D1}T09:00:00", user="2", item=1),
@@ -113,7 +110,7 @@ def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live
     ]
     produce(kafka_bootstrap, prefix + "listen_events", listens)
     produce(kafka_bootstrap, prefix + "page_view_events", [event(f"{D2}T10:00:00", user="4", page="Home")])
-    ingest(instance)
+    ingest(instance, D1)
 
     first = tick(instance)
     assert ranges(first) == [(D1, D2), (D4, D4)]
@@ -122,21 +119,24 @@ def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live
     assert [r.run_key for r in tick(instance).run_requests] == keys  # a replayed tick: same keys
     assert tick(instance, first.cursor).run_requests == []
 
-    # The first range, launched from the CLI: one run, one Spark application, exactly its days.
+    # The first range, launched from the CLI (configured by the environment set above): one run,
+    # one Spark application, exactly its days.
     runs_before = {r.run_id for r in instance.get_runs()}
-    invoked = CliRunner().invoke(
-        asset_materialize_command,
-        ["-m", "medallion_assets", "--select", "not group:raw", "--partition-range", f"{D1}...{D2}"],
-    )
-    assert invoked.exit_code == 0, invoked.output
+    command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", "not group:raw",
+               "--partition-range", f"{D1}...{D2}"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
     new_runs = [r for r in instance.get_runs() if r.run_id not in runs_before]
     assert len(new_runs) == 1 and new_runs[0].status == DagsterRunStatus.SUCCESS
-    assert {k: new_runs[0].tags[k] for k in span(D1, D2)} == span(D1, D2)
+    assert new_runs[0].tags.items() >= range_tags(D1, D2).items()  # our tag names are the CLI's
     events = instance.get_records_for_run(new_runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
     materialized = {e.event_log_entry.dagster_event.asset_key for e in events}
-    assert materialized == set(downstream_job.selection.resolve(defs.get_repository_def().asset_graph))
+    assert materialized == set(downstream_job.selection.resolve(all_assets))
     app_ids = {e.asset_materialization.metadata["spark_app_id"].value for e in events}
-    assert app_ids == {spark.sparkContext.applicationId}
+    assert len(app_ids) == 1
+
+    # Replayed from the start, the sensor sees that this ad-hoc run rebuilt D1 and D2 after raw.
+    assert ranges(tick(instance)) == [(D4, D4)]
     fact = RsDeltaTable(str(root / FACT_STREAM.path)).to_pyarrow_dataset().to_table(columns=["date_part"])
     assert sorted(pc.value_counts(fact["date_part"]).to_pylist(), key=lambda c: c["values"]) == [
         {"values": D1, "counts": 3},
@@ -151,7 +151,7 @@ def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live
     # Late data: an old day gets its own run; a day before the partitions gets none.
     late_events = [event(f"{LATE}T10:00:00", user="5"), event(f"{BEFORE}T10:00:00", user="6")]
     produce(kafka_bootstrap, prefix + "listen_events", late_events)
-    ingest(instance)
+    ingest(instance, LATE)
     late = tick(instance, first.cursor)
     assert ranges(late) == [(LATE, LATE)]
     assert late.run_requests[0].run_key not in keys
@@ -159,75 +159,22 @@ def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live
     assert {LATE, BEFORE} <= set(raw_days.to_pylist())
 
 
-def test_days_a_run_already_rebuilt_are_not_requested_again():
-    downstream = frozenset(downstream_job.selection.resolve(defs.get_repository_def().asset_graph))
-    raw = frozenset(t.asset_key for t in RAW.values())
-    success = DagsterRunStatus.SUCCESS
-    both = raw | downstream
-    everything = DagsterRun(job_name="medallion_job", status=success, tags=span(D1, D2), asset_selection=both)
-    assert days_covered(everything) == {D1, D2}
-    assert days_covered(everything.with_status(DagsterRunStatus.FAILURE)) == set()
-    ingestion_only = DagsterRun(job_name="ingest_job", status=success, tags=span(D1, D2), asset_selection=raw)
-    assert days_covered(ingestion_only) == set()
-
-
-def test_raw_materializations_of_a_running_ingestion_wait_for_its_end():
-    instance = DagsterInstance.ephemeral()
-    run = DagsterRun(job_name="ingest_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED)
-    instance.add_run(run)
-    dates = {"event_dates": MetadataValue.json([D1.isoformat()])}
-    materialization = AssetMaterialization(RAW["listen_events"].asset_key, metadata=dates)
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
-        job_name="ingest_job",
-        event_specific_data=StepMaterializationData(materialization),
-    )
-    instance.report_dagster_event(event, run_id=run.run_id)
-    waiting = tick(instance)
-    assert waiting.run_requests == [] and run.run_id in waiting.skip_message
-    assert waiting.cursor is None
-    instance.report_run_failed(instance.get_run_by_id(run.run_id))  # ended: its records are in raw all the same
-    assert ranges(tick(instance)) == [(D1, D1)]
-
-
-def test_contiguous_ranges():
-    days = [date(2024, 3, 5), D1, D2, date(2024, 3, 3), date(2024, 3, 3), D4, date(2024, 3, 9)]
-    assert contiguous_ranges(days) == [(D1, date(2024, 3, 5)), (date(2024, 3, 9), date(2024, 3, 9))]
-    assert contiguous_ranges([]) == []
-
-
-def test_definitions_wire_sensors_schedules_and_single_run_backfills():
-    repo = defs.get_repository_def()
-    assert {s.name for s in repo.sensor_defs} == {"kafka_offsets_sensor", "raw_to_gold_sensor"}
-    assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "weekly_maintenance_schedule"}
-    assert {"ingest_job", "downstream_job", "maintenance_job"} <= {j.name for j in repo.get_all_jobs()}
-    assert repo.get_sensor_def("kafka_offsets_sensor").minimum_interval_seconds == 30
-    graph = repo.asset_graph
-    assert all(graph.get(key).backfill_policy is not None for key in graph.get_all_asset_keys())
-
-
-def test_daily_schedule_covers_yesterday_and_today():
-    context = build_schedule_context(scheduled_execution_time=datetime(2024, 3, 10, 0, 30, tzinfo=timezone.utc))
-    data = daily_schedule.evaluate_tick(context)
-    assert len(data.run_requests) == 1
-    request = data.run_requests[0]
-    assert request.run_key == "daily-2024-03-10"
-    assert {k: request.tags[k] for k in span(D1, D2)} == span(date(2024, 3, 9), date(2024, 3, 10))
-    assert daily_schedule.job_name == "downstream_job" and daily_schedule.execution_timezone == "UTC"
-    assert weekly_maintenance_schedule.job_name == "maintenance_job"
+# The small-files table of the maintenance test: APPENDS appends of ROWS_PER_APPEND ids spread over
+# DAYS event_date partitions, each append written by WRITERS tasks.
+APPENDS, ROWS_PER_APPEND, DAYS, WRITERS = 3, 20, 2, 3
 
 
 def test_maintenance_compacts_small_files_and_records_what_it_did(spark, tmp_path):
     root = tmp_path / "warehouse"
     table = RAW["auth_events"]
     uri = str(root / table.path)
-    for i in range(3):
-        day = "date_add(date'2024-03-01', cast(id % 2 as int)) AS event_date"
-        rows = spark.range(i * 20, i * 20 + 20).selectExpr("id", day)
-        rows.repartition(3).write.format("delta").mode("append").partitionBy("event_date").save(uri)
+    for i in range(APPENDS):
+        day = f"date_add(date'2024-03-01', cast(id % {DAYS} as int)) AS event_date"
+        rows = spark.range(i * ROWS_PER_APPEND, (i + 1) * ROWS_PER_APPEND).selectExpr("id", day)
+        rows.repartition(WRITERS).write.format("delta").mode("append").partitionBy("event_date").save(uri)
     files_before = len(RsDeltaTable(uri).file_uris())
     parquet_before = len(list(Path(uri).rglob("*.parquet")))
-    assert files_before >= 6
+    assert files_before >= APPENDS * DAYS  # every append writes at least one file per day
 
     config = {"ops": {"optimize_and_vacuum": {"config": {"retention_hours": 0, "allow_short_retention": True}}}}
     result = maintenance_job.execute_in_process(
@@ -236,31 +183,19 @@ def test_maintenance_compacts_small_files_and_records_what_it_did(spark, tmp_pat
     assert result.success
     after = RsDeltaTable(uri)
     assert len(after.file_uris()) < files_before
-    assert len(after.file_uris()) == 2  # one file per event_date partition
+    assert len(after.file_uris()) == DAYS  # compacted to one file per event_date partition
     assert len(list(Path(uri).rglob("*.parquet"))) < parquet_before  # vacuumed from storage too
     data = after.to_pyarrow_dataset().to_table()
-    assert sorted(data["id"].to_pylist()) == list(range(60))
+    assert sorted(data["id"].to_pylist()) == list(range(APPENDS * ROWS_PER_APPEND))
     observations = result.get_asset_observation_events()
     assert [o.asset_key for o in observations] == [table.asset_key]  # the other tables do not exist yet
     metadata = {k: v.value for k, v in observations[0].event_specific_data.asset_observation.metadata.items()}
     assert metadata["files_before"] == files_before
     assert metadata["files_compacted"] == files_before
-    assert metadata["files_after"] == 2
+    assert metadata["files_after"] == DAYS
     assert metadata["files_vacuumed"] == files_before
     assert metadata["retention_hours"] == 0
     assert spark.conf.get("spark.databricks.delta.retentionDurationCheck.enabled", None) in (None, "true")
-
-
-def test_maintenance_refuses_a_short_retention_unless_confirmed(tmp_path):
-    config = {"ops": {"optimize_and_vacuum": {"config": {"retention_hours": 1}}}}
-    result = maintenance_job.execute_in_process(
-        run_config=config,
-        resources={"spark": SparkResource(), "warehouse": WarehouseResource(root=str(tmp_path))},
-        raise_on_error=False,
-    )
-    assert not result.success
-    failure = result.failure_data_for_node("optimize_and_vacuum")
-    assert "allow_short_retention" in failure.error.cause.message
 
 
 def fact_rows_of(fact: Path, day: date) -> int:

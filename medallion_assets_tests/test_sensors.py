@@ -1,4 +1,7 @@
-"""kafka_offsets_sensor against the test broker and Delta tables written with delta-rs."""
+"""kafka_offsets_sensor: its logic against a stand-in broker (fast), then against the test broker.
+
+Raw is always a real Delta table written with delta-rs; only the broker's answer is stood in for.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +15,16 @@ from confluent_kafka import Producer
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
 from deltalake import write_deltalake
 
-from medallion_assets.dev.kafka_local import create_topics
 from medallion_assets.raw.offsets import raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schemas import TOPICS
-from medallion_assets.sensors.kafka_offsets import (
+from medallion_assets.orchestration.sensors.kafka_offsets import (
     KafkaSensorSettings,
     kafka_offsets_sensor,
 )
+from medallion_assets.resources.kafka import KafkaUnavailableError
 from medallion_assets.tables import RAW
+from medallion_assets.topics import TOPICS, create_topics
 
 
 @pytest.fixture
@@ -57,8 +60,9 @@ def hold_in_raw(root, topic, offsets):
 
 
 def tick(resources, cursor=None, instance=None):
-    context = build_sensor_context(resources=resources, cursor=cursor, instance=instance or DagsterInstance.ephemeral())
-    return kafka_offsets_sensor.evaluate_tick(context)
+    """One evaluation of kafka_offsets_sensor."""
+    with build_sensor_context(resources=resources, cursor=cursor, instance=instance or DagsterInstance.ephemeral()) as context:
+        return kafka_offsets_sensor.evaluate_tick(context)
 
 
 def test_no_lag_skips_and_reports_every_topic(kafka_bootstrap, prefix, tmp_path):
@@ -120,6 +124,7 @@ def test_threshold_and_pending_ingestion_run_hold_the_request(kafka_bootstrap, p
     assert held.run_requests == [] and running.run_id in held.skip_message
 
 
+@pytest.mark.fast
 def test_broker_down_skips_naming_the_broker_quickly(tmp_path):
     started = time.monotonic()
     result = tick(resources("127.0.0.1:1", "none-", tmp_path))
@@ -128,6 +133,7 @@ def test_broker_down_skips_naming_the_broker_quickly(tmp_path):
     assert "127.0.0.1:1" in result.skip_message
 
 
+@pytest.mark.fast
 def test_raw_offsets_from_file_statistics_or_columns(tmp_path):
     assert raw_next_offsets(str(tmp_path / "missing")) == {}
     by_partition = str(tmp_path / "by_partition")
@@ -142,3 +148,98 @@ def test_raw_offsets_from_file_statistics_or_columns(tmp_path):
     rows = pa.table({"kafka_partition": pa.array([0, 0], pa.int32()), "kafka_offset": [4, 9]})
     write_deltalake(no_stats, rows, configuration={"delta.dataSkippingNumIndexedCols": "0"})
     assert raw_next_offsets(no_stats) == {0: 10}
+
+
+# --------------------------------------------------------------------------- #
+# The same logic with a stand-in broker: no JVM, no broker
+# --------------------------------------------------------------------------- #
+
+
+class StandInBroker(KafkaResource):
+    """What a broker would answer: high watermarks per logical topic, partition = list index."""
+
+    high: dict[str, list[int]] = {}
+    down: bool = False
+
+    def topic_watermarks(self, names, timeout_s=None):
+        if self.down:
+            raise KafkaUnavailableError(f"Kafka broker {self.settings()['bootstrap.servers']} did not answer")
+        return {name: {p: (0, end) for p, end in enumerate(self.high.get(name, []))} for name in names}
+
+
+def stand_in(root, high=None, threshold=1, down=False):
+    """Sensor resources: the stand-in broker (prefix 'x-'), a warehouse at root, the threshold."""
+    kafka = StandInBroker(bootstrap_servers="broker.invalid:9092", topic_prefix="x-", high=high or {}, down=down)
+    return {**resources("unused", "x-", root, threshold), "kafka": kafka}
+
+
+@pytest.mark.fast
+def test_stand_in_no_lag_reports_every_topic_and_requests_nothing(tmp_path):
+    result = tick(stand_in(tmp_path))
+    assert result.run_requests == []
+    assert result.skip_message == "Kafka lag 0 below threshold 1; lag " + ", ".join(f"x-{t}=0" for t in TOPICS)
+    assert json.loads(result.cursor) == {"run_key": None, "lag": {t: 0 for t in TOPICS}}
+
+
+@pytest.mark.fast
+def test_stand_in_lag_requests_once_per_set_of_offsets(tmp_path):
+    res = stand_in(tmp_path, {"listen_events": [3, 2], "auth_events": [0, 1]})
+    instance = DagsterInstance.ephemeral()
+    first = tick(res, instance=instance)
+    [request] = first.run_requests
+    assert request.run_key.startswith("ingest-")
+    assert {k: v for k, v in request.tags.items() if k.startswith("medallion/")} == {
+        "medallion/lag.page_view_events": "0",
+        "medallion/lag.listen_events": "5",
+        "medallion/lag.auth_events": "1",
+        "medallion/lag.status_change_events": "0",
+        "medallion/lag_total": "6",
+    }
+    assert json.loads(first.cursor) == {
+        "run_key": request.run_key,
+        "lag": {"page_view_events": 0, "listen_events": 5, "auth_events": 1, "status_change_events": 0},
+    }
+    assert [r.run_key for r in tick(res, instance=instance).run_requests] == [request.run_key]  # replay
+    after = tick(res, cursor=first.cursor, instance=instance)
+    assert after.run_requests == []
+    assert after.skip_message.startswith(f"Ingestion of these offsets already requested (run key {request.run_key})")
+
+    hold_in_raw(tmp_path, "listen_events", {0: [0, 1, 2]})  # part of the lag ingested
+    rest = tick(res, cursor=first.cursor, instance=instance)
+    assert rest.run_requests[0].tags["medallion/lag_total"] == "3"
+    assert rest.run_requests[0].run_key != request.run_key
+    hold_in_raw(tmp_path, "listen_events", {1: [0, 1]})
+    hold_in_raw(tmp_path, "auth_events", {1: [0]})
+    done = tick(res, cursor=rest.cursor, instance=instance)
+    assert done.run_requests == [] and done.skip_message.startswith("Kafka lag 0 below threshold 1")
+    assert json.loads(done.cursor)["run_key"] is None
+
+
+@pytest.mark.fast
+def test_stand_in_the_same_offsets_always_give_the_same_run_key(tmp_path):
+    high = {"page_view_events": [4], "status_change_events": [1, 1]}
+    keys = {tick(stand_in(tmp_path / str(i), high)).run_requests[0].run_key for i in range(2)}
+    other = tick(stand_in(tmp_path / "other", {**high, "page_view_events": [5]})).run_requests[0].run_key
+    assert len(keys) == 1 and other not in keys
+
+
+@pytest.mark.fast
+def test_stand_in_threshold_and_a_pending_ingestion_hold_the_request(tmp_path):
+    high = {"page_view_events": [2]}
+    below = tick(stand_in(tmp_path, high, threshold=3))
+    assert below.run_requests == [] and below.skip_message.startswith("Kafka lag 2 below threshold 3")
+    instance = DagsterInstance.ephemeral()
+    running = DagsterRun(job_name="ingest_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTING)
+    instance.add_run(running)
+    held = tick(stand_in(tmp_path, high), instance=instance)
+    assert held.run_requests == []
+    assert held.skip_message.startswith(f"Ingestion run {running.run_id} is still queued or running")
+    assert json.loads(held.cursor)["run_key"] is None  # nothing requested: the next tick may ask
+
+
+@pytest.mark.fast
+def test_stand_in_broker_down_skips_naming_it_and_keeps_the_cursor(tmp_path):
+    result = tick(stand_in(tmp_path, down=True), cursor='{"run_key": "ingest-x", "lag": {}}')
+    assert result.run_requests == []
+    assert result.skip_message.startswith("Kafka unreachable: Kafka broker broker.invalid:9092 did not answer")
+    assert result.cursor == '{"run_key": "ingest-x", "lag": {}}'

@@ -29,7 +29,7 @@ Layout
 home and jar cache.
 
 Python API: :func:`ensure_broker`, :func:`stop_broker`, :func:`broker_ready`,
-:func:`create_topics`, :func:`broker_pid`.
+:func:`broker_pid`; topics are created with :func:`medallion_assets.topics.create_topics`.
 
 CLI::
 
@@ -56,6 +56,9 @@ import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from medallion_assets.paths import REPO_ROOT
+from medallion_assets.topics import TOPICS, TopicCreationError, create_topics
+
 KAFKA_VERSION = "4.1.1"
 SCALA_BINARY_VERSION = "2.13"
 # Kafka 4.1 logs through SLF4J 1.7 -> Log4j 2; the binding is not a dependency
@@ -66,19 +69,13 @@ EXTRA_ARTIFACTS: tuple[tuple[str, str, str], ...] = (
     ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
 )
 
-DEFAULT_TOPICS: tuple[str, ...] = (
-    "page_view_events",
-    "listen_events",
-    "auth_events",
-    "status_change_events",
-)
+DEFAULT_TOPICS: tuple[str, ...] = TOPICS
 DEFAULT_PORT = 9092
 HOST = "127.0.0.1"
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_HEAP_OPTS = "-Xms256m -Xmx512m"
 STOP_GRACE_S = 20.0
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = REPO_ROOT / ".cache" / "kafka"
 DEFAULT_LIB_DIR = REPO_ROOT / ".cache" / "kafka-lib"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
@@ -602,47 +599,6 @@ def broker_ready(bootstrap: str, timeout_s: float = 5) -> bool:
     return _metadata(bootstrap, timeout_s) is not None
 
 
-def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 3) -> None:
-    """Create ``topics`` (replication factor 1) unless they already exist."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
-
-    topics = [t for t in dict.fromkeys(topics) if t]
-    if not topics:
-        return
-    admin = _admin(bootstrap)
-    existing = set(admin.list_topics(timeout=30).topics)
-    missing = [t for t in topics if t not in existing]
-    if missing:
-        futures = admin.create_topics(
-            [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
-            operation_timeout=30,
-            request_timeout=30,
-        )
-        for topic, future in futures.items():
-            try:
-                future.result()
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise KafkaLocalError(f"Creating topic {topic!r} failed: {exc}") from exc
-    # Wait until every topic is visible with leaders for all partitions.
-    deadline = time.monotonic() + 30
-    while True:
-        md = admin.list_topics(timeout=10)
-        pending = [
-            t
-            for t in topics
-            if t not in md.topics
-            or md.topics[t].error is not None
-            or any(p.leader < 0 for p in md.topics[t].partitions.values())
-        ]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise KafkaLocalError(f"Topics not ready after 30 s: {pending}")
-        time.sleep(0.2)
-
-
 def _start_process(home: Path, jar_dir: Path, config: Path) -> int:
     heap = os.environ.get("KAFKA_HEAP_OPTS") or DEFAULT_HEAP_OPTS
     cmd = (
@@ -780,7 +736,10 @@ def ensure_broker(
                 _pid_path(home).unlink(missing_ok=True)
                 raise
 
-    create_topics(bootstrap, topics, partitions)
+    try:
+        create_topics(bootstrap, topics, partitions)
+    except TopicCreationError as error:
+        raise KafkaLocalError(str(error)) from error
     return bootstrap
 
 

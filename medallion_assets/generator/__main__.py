@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from medallion_assets.generator.model import DIALECTS, GeneratorConfig
 from medallion_assets.generator.report import GenerationReport
 from medallion_assets.generator.simulator import generate
 from medallion_assets.generator.sinks import KafkaWriteError, write_jsonl, write_kafka
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-# librdkafka settings taken from the environment when set (never printed).
-PRODUCER_SETTINGS_FROM_ENV = {
-    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
-    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
-    "sasl.username": "KAFKA_SASL_USERNAME",
-    "sasl.password": "KAFKA_SASL_PASSWORD",
-    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
-}
+from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -46,13 +35,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def producer_settings(bootstrap_servers: str | None) -> dict[str, Any]:
-    """Bootstrap servers plus the security settings present in the environment."""
-    settings = {"bootstrap.servers": bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP}
-    settings.update({key: os.environ[env] for key, env in PRODUCER_SETTINGS_FROM_ENV.items() if os.environ.get(env)})
-    return settings
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator; 0 on success, 1 when Kafka could not take the events."""
     args = parse_args(argv)
@@ -66,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = not args.no_progress
     try:
         if args.output == "kafka":
-            write_kafka(events, producer_settings(args.bootstrap_servers), report, progress, config.max_events)
+            write_kafka(events, client_settings(args.bootstrap_servers), report, progress, config.max_events)
         else:
             write_jsonl(events, Path(args.output), report, progress, config.max_events)
     except KafkaWriteError as error:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from medallion_assets.paths import DATA_DIR
-
-PAGE_VIEW_TOPIC = "page_view_events"
-LISTEN_TOPIC = "listen_events"
-AUTH_TOPIC = "auth_events"
-STATUS_CHANGE_TOPIC = "status_change_events"
-TOPICS: tuple[str, ...] = (PAGE_VIEW_TOPIC, LISTEN_TOPIC, AUTH_TOPIC, STATUS_CHANGE_TOPIC)
+# The topic names come from medallion_assets.topics; the simulator and defects import them from here.
+from medallion_assets.topics import AUTH_EVENTS as AUTH_TOPIC
+from medallion_assets.topics import LISTEN_EVENTS as LISTEN_TOPIC
+from medallion_assets.topics import PAGE_VIEW_EVENTS as PAGE_VIEW_TOPIC
+from medallion_assets.topics import STATUS_CHANGE_EVENTS as STATUS_CHANGE_TOPIC
+from medallion_assets.topics import TOPICS, physical_topic
 
 DAY_MS = 86_400_000
 
@@ -108,5 +108,5 @@ class GeneratorConfig:
         return start_ms, start_ms + self.days * DAY_MS
 
     def topic(self, name: str) -> str:
-        """A topic name with the prefix."""
-        return self.topic_prefix + name
+        """A topic name with the prefix (the config's own, even empty: the environment is not read)."""
+        return physical_topic(name, self.topic_prefix)

@@ -25,7 +25,7 @@ from dagster import (
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.partitions import daily_partitions
+from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.tables import Table
 
 SAMPLE_ROWS = 5

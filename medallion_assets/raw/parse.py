@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from medallion_assets.partitions import partition_bounds
+from medallion_assets.orchestration.partitions import partition_bounds
 from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, event_fields, wire_schema
 
 # Epoch-millisecond bounds that convert to a timestamp without overflow (years 1..9999).

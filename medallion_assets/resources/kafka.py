@@ -7,20 +7,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-
-# Client settings read from the environment at run time; values are secrets or deployment facts.
-CLIENT_SETTINGS_FROM_ENV = {
-    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
-    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
-    "sasl.username": "KAFKA_SASL_USERNAME",
-    "sasl.password": "KAFKA_SASL_PASSWORD",
-    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
-}
-
+from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings, physical_topic
 
 # librdkafka reports every failed connection attempt; callers report the outcome once instead.
 _QUIET = logging.getLogger("medallion_assets.kafka_client")
@@ -30,20 +20,6 @@ _QUIET.propagate = False
 
 class KafkaUnavailableError(RuntimeError):
     """The broker did not answer."""
-
-
-def client_settings(bootstrap_servers: str | None = None) -> dict[str, str]:
-    """librdkafka settings: bootstrap plus any security settings present in the environment."""
-    settings = {
-        "bootstrap.servers": bootstrap_servers
-        or EnvVar("KAFKA_BOOTSTRAP_SERVERS").get_value(default=DEFAULT_BOOTSTRAP)
-        or DEFAULT_BOOTSTRAP
-    }
-    for key, env in CLIENT_SETTINGS_FROM_ENV.items():
-        value = EnvVar(env).get_value()
-        if value:
-            settings[key] = value
-    return settings
 
 
 def spark_kafka_options(settings: dict[str, str]) -> dict[str, str]:
@@ -111,13 +87,24 @@ class KafkaResource(ConfigurableResource):
 
     def topic(self, name: str) -> str:
         """Physical topic name of a logical topic."""
-        prefix = self.topic_prefix if self.topic_prefix is not None else EnvVar("MEDALLION_TOPIC_PREFIX").get_value()
-        return f"{prefix or ''}{name}"
+        return physical_topic(name, self.topic_prefix)
 
     def settings(self) -> dict[str, str]:
         """librdkafka client settings (may hold secrets: never log them)."""
         return client_settings(self.bootstrap_servers)
 
+    def topic_watermarks(
+        self, names: Sequence[str], timeout_s: float | None = None
+    ) -> dict[str, dict[int, tuple[int, int]]]:
+        """(low, high) watermark per partition of each logical topic, asked with one client.
+
+        Raises KafkaUnavailableError naming the broker when it does not answer within timeout_s
+        (default: this resource's timeout_s). The one place the sensor asks the broker.
+        """
+        physical = {name: self.topic(name) for name in names}
+        offsets = watermarks(self.settings(), list(physical.values()), timeout_s or self.timeout_s)
+        return {name: offsets[topic] for name, topic in physical.items()}
+
     def end_offsets(self, name: str) -> dict[int, tuple[int, int]]:
         """(low, high) watermark per partition of a logical topic."""
-        return watermarks(self.settings(), [self.topic(name)], self.timeout_s)[self.topic(name)]
+        return self.topic_watermarks([name])[name]

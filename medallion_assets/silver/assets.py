@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.keys import UNKNOWN
-from medallion_assets.partitions import daily_partitions
+from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.checks import Check, Outcome, samples_by
 from medallion_assets.quality.expectations import expectations_for, first_violation, rule_outcomes
 from medallion_assets.quality.integrity import (

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
-from medallion_assets.jobs import downstream_job
-from medallion_assets.maintenance import maintenance_job
-from medallion_assets.partitions import partition_bounds, range_tags
+from medallion_assets.orchestration.jobs import downstream_job
+from medallion_assets.orchestration.maintenance import maintenance_job
+from medallion_assets.orchestration.partitions import partition_bounds, range_tags
 
 
 @schedule(

@@ -1,10 +1,20 @@
 """Jobs over the asset graph."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, DagsterRunStatus, define_asset_job
 
 # Runs with this tag rewrite the tables below raw; the run queue can hold them to one at a time
 # (tag_concurrency_limits, see docs/operations.md) so two never overwrite a dimension together.
 WRITES_TAG = {"medallion/writes": "below-raw"}
+
+# Statuses of a run that is queued, starting, running or being canceled: it may still write.
+NOT_FINISHED_STATUSES: tuple[DagsterRunStatus, ...] = (
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.SUSPENDED,
+    DagsterRunStatus.CANCELING,
+)
 
 ingest_job = define_asset_job(
     "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw."

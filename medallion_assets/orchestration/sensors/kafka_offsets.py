@@ -17,19 +17,14 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from pydantic import Field
 
-from medallion_assets.jobs import ingest_job
+from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, ingest_job
 from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets
-from medallion_assets.resources.kafka import (
-    KafkaResource,
-    KafkaUnavailableError,
-    watermarks,
-)
+from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import RAW
+from medallion_assets.topics import TOPICS
 
 TAG_PREFIX = "medallion/"
 
@@ -71,12 +66,11 @@ class TopicLag:
 
 def topic_lags(kafka: KafkaResource, warehouse: WarehouseResource, timeout_s: float) -> list[TopicLag]:
     """Lag of every topic: Kafka's end offsets against what raw holds."""
-    physical = {topic: kafka.topic(topic) for topic in TOPICS}
-    offsets = watermarks(kafka.settings(), list(physical.values()), timeout_s)
+    offsets = kafka.topic_watermarks(TOPICS, timeout_s)
     lags = []
     for topic in TOPICS:
-        ranges = plan_ranges(offsets[physical[topic]], raw_next_offsets(warehouse.uri(RAW[topic])))
-        lags.append(TopicLag(topic, physical[topic], {r.partition: (r.start, r.end) for r in ranges}))
+        ranges = plan_ranges(offsets[topic], raw_next_offsets(warehouse.uri(RAW[topic])))
+        lags.append(TopicLag(topic, kafka.topic(topic), {r.partition: (r.start, r.end) for r in ranges}))
     return lags
 
 
@@ -104,7 +98,7 @@ def _describe(lags: list[TopicLag]) -> str:
 
 def _pending_ingestion(context: SensorEvaluationContext) -> str | None:
     """Id of an ingest_job run that is queued or running, if any."""
-    runs = context.instance.get_runs(RunsFilter(job_name=ingest_job.name, statuses=NOT_FINISHED_STATUSES), limit=1)
+    runs = context.instance.get_runs(RunsFilter(job_name=ingest_job.name, statuses=list(NOT_FINISHED_STATUSES)), limit=1)
     return runs[0].run_id if runs else None
 
 

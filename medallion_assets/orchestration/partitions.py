@@ -4,9 +4,14 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 from dagster import DailyPartitionsDefinition
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 PARTITIONS_START_DATE = "2018-10-01"
+
+# The run tags with which Dagster runs one run over a range of partitions (single-run backfills,
+# `dagster asset materialize --partition-range`). The dagster package does not export them
+# publicly, so they are spelled here; their values are part of Dagster's stored run format.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 daily_partitions = DailyPartitionsDefinition(
     start_date=PARTITIONS_START_DATE, end_offset=1, timezone="UTC"

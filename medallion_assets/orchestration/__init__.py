@@ -1,0 +1,1 @@
+"""Orchestration of the asset graph: partitions, jobs, schedules, sensors and Delta maintenance."""

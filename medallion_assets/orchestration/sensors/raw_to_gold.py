@@ -1,0 +1,197 @@
+"""raw_to_gold_sensor: after ingestion, rebuild bronze, silver and gold for the days that got records.
+
+A raw materialization reports the days its records fall on (metadata `event_dates`). A day D
+reported by a raw materialization with storage id S is already covered when every daily
+partitioned asset below raw has a materialization of partition D with a storage id above S:
+some later run rebuilt that day from a raw that held those records, whatever launched it (this
+sensor, medallion_job, the daily schedule, `dagster asset materialize`). Covered days are not
+requested again; every other day inside the partitions gets one run per contiguous range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    DagsterInstance,
+    DagsterRun,
+    DefaultSensorStatus,
+    EventLogRecord,
+    RepositoryDefinition,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, downstream_job
+from medallion_assets.orchestration.partitions import contiguous_ranges, partition_bounds, range_tags
+from medallion_assets.tables import RAW
+
+RAW_KEYS = [table.asset_key for table in RAW.values()]
+FETCH_LIMIT = 200
+TRIGGER_TAG = {"medallion/trigger": "raw_to_gold_sensor"}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Raw materializations read by one tick: the days they report, and the cursor after them."""
+
+    storage_ids: tuple[int, ...]
+    # day -> highest storage id of a raw materialization of this tick that reports the day
+    days: Mapping[date, int] = field(default_factory=dict)
+    cursor: int | None = None
+    waiting_for: str | None = None
+
+
+def new_raw_materializations(instance: DagsterInstance, after: int | None) -> list[EventLogRecord]:
+    """Raw materializations after the cursor, in storage order, none past one a later page could hide."""
+    records: list[EventLogRecord] = []
+    bound = None
+    for key in RAW_KEYS:
+        page = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=FETCH_LIMIT, ascending=True
+        )
+        records.extend(page.records)
+        if page.has_more and page.records:
+            last = page.records[-1].storage_id
+            bound = last if bound is None else min(bound, last)
+    return sorted((r for r in records if bound is None or r.storage_id <= bound), key=lambda r: r.storage_id)
+
+
+def reported_days(record: EventLogRecord) -> set[date]:
+    """Days a raw materialization says its records fall on."""
+    materialization = record.asset_materialization
+    entry = materialization.metadata.get("event_dates") if materialization else None
+    return {date.fromisoformat(day) for day in (entry.value if entry is not None else None) or []}
+
+
+def collect(instance: DagsterInstance, after: int | None) -> Pending:
+    """Days of the raw materializations of finished runs, stopping at the first unfinished run."""
+    runs: dict[str, DagsterRun | None] = {}
+    ids: list[int] = []
+    days: dict[date, int] = {}
+    cursor = after
+    waiting_for = None
+    for record in new_raw_materializations(instance, after):
+        run_id = record.event_log_entry.run_id
+        if run_id not in runs:
+            runs[run_id] = instance.get_run_by_id(run_id)
+        run = runs[run_id]
+        if run is not None and run.status in NOT_FINISHED_STATUSES:
+            # The run may still ingest other topics: take its materializations together, once it ends.
+            waiting_for = run_id
+            break
+        for day in reported_days(record):
+            days[day] = max(days.get(day, record.storage_id), record.storage_id)
+        ids.append(record.storage_id)
+        cursor = record.storage_id
+    return Pending(tuple(ids), days, cursor, waiting_for)
+
+
+def daily_assets_below_raw(repository: RepositoryDefinition) -> list[AssetKey]:
+    """The partitioned assets downstream_job rebuilds, resolved against the code location at hand."""
+    by_key = repository.assets_defs_by_key
+    unique: dict[int, AssetsDefinition] = {id(a): a for a in by_key.values()}  # a multi-asset appears once per key
+    keys = downstream_job.selection.resolve(list(unique.values()))
+    # Every partitioned asset below raw uses the daily partitions; the others are rebuilt whole by any run.
+    return sorted((key for key in keys if by_key[key].partitions_def is not None), key=lambda k: k.to_user_string())
+
+
+def rebuilt_days(instance: DagsterInstance, key: AssetKey, days: Mapping[date, int]) -> set[date]:
+    """Days with a materialization of the asset's partition later than the raw one that reported the day."""
+    partitions = [day.isoformat() for day in sorted(days)]
+    records_filter = AssetRecordsFilter(asset_key=key, asset_partitions=partitions, after_storage_id=min(days.values()))
+    rebuilt: set[date] = set()
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=FETCH_LIMIT, cursor=cursor, ascending=True)
+        for record in page.records:
+            day = date.fromisoformat(record.partition_key) if record.partition_key else None
+            if day in days and record.storage_id > days[day]:
+                rebuilt.add(day)
+        if not page.has_more:
+            return rebuilt
+        cursor = page.cursor
+
+
+def covered_days(instance: DagsterInstance, keys: Collection[AssetKey], days: Mapping[date, int]) -> set[date]:
+    """Days every asset of keys already rebuilt after the raw materialization that reported them.
+
+    One query per asset for all the days. With no asset below raw nothing counts as covered.
+    """
+    if not keys or not days:
+        return set()
+    covered = set(days)
+    for key in keys:
+        covered &= rebuilt_days(instance, key, {day: days[day] for day in covered})
+        if not covered:
+            break
+    return covered
+
+
+def run_requests(storage_ids: Sequence[int], days: Collection[date]) -> list[RunRequest]:
+    """One run of downstream_job per contiguous range of days, keyed by the materializations and range."""
+    digest = hashlib.sha256(",".join(map(str, sorted(storage_ids))).encode()).hexdigest()[:12]
+    return [
+        RunRequest(
+            run_key=f"raw-to-gold-{first.isoformat()}-{last.isoformat()}-{digest}",
+            tags={**range_tags(first, last), **TRIGGER_TAG},
+        )
+        for first, last in contiguous_ranges(days)
+    ]
+
+
+def _listed(days: Collection[date], limit: int = 10) -> str:
+    return ", ".join(day.isoformat() for day in sorted(days)[:limit]) + (" ..." if len(days) > limit else "")
+
+
+@sensor(
+    job=downstream_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "After each finished ingestion run, rebuilds bronze, silver and gold for every day that received "
+        "records (late days included) and that no later run rebuilt yet: one run per contiguous range of days."
+    ),
+)
+def raw_to_gold_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    """Runs of downstream_job for the days the raw materializations after the cursor report."""
+    repository = context.repository_def
+    if repository is None:
+        return SkipReason("The sensor context has no code location: cannot tell which assets downstream_job rebuilds")
+    after = int(context.cursor) if context.cursor else None
+    pending = collect(context.instance, after)
+    cursor = str(pending.cursor) if pending.cursor is not None else None
+    first, last = partition_bounds()
+    inside = {day: storage_id for day, storage_id in pending.days.items() if first <= day <= last}
+    outside = set(pending.days) - set(inside)
+    if outside:
+        context.log.warning(
+            f"{len(outside)} day(s) outside the partitions {first}..{last} are not propagated "
+            f"(reconciliation counts their records): {_listed(outside)}"
+        )
+    covered = covered_days(context.instance, daily_assets_below_raw(repository), inside)
+    if covered:
+        context.log.info(f"{len(covered)} day(s) already rebuilt below raw by a later run: {_listed(covered)}")
+    requests = run_requests(pending.storage_ids, set(inside) - covered)
+    for request in requests:
+        context.log.info(f"Requesting {request.run_key}")
+    if requests:
+        return SensorResult(run_requests=requests, cursor=cursor)
+    if pending.waiting_for:
+        reason = f"Waiting for run {pending.waiting_for} to finish before propagating its raw materializations"
+    elif pending.storage_ids:
+        reason = f"{len(pending.storage_ids)} raw materialization(s) brought no day to rebuild"
+        if covered:
+            reason += f" ({len(covered)} day(s) already rebuilt by a later run)"
+    else:
+        reason = "No new raw materializations"
+    return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)

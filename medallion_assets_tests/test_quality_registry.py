@@ -1,0 +1,89 @@
+"""Checks and warehouse bookkeeping without a JVM: what each asset declares, and counts from the Delta log."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pyarrow as pa
+import pytest
+from dagster import AssetCheckSeverity
+from deltalake import write_deltalake
+
+from medallion_assets.definitions import all_assets
+from medallion_assets.quality.checks import Check, Outcome
+from medallion_assets.quality.expectations import DEFAULT_DROP_TOLERANCE, EXPECTATIONS, expectations_for
+from medallion_assets.quality.integrity import count_mismatch, songs_accounting, total_mismatch
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.tables import ALL_TABLES, BRONZE, FACT_STREAM, RAW
+
+pytestmark = pytest.mark.fast
+D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
+
+
+def test_every_table_has_checks_and_every_expectation_is_declared_on_its_asset():
+    declared = {(spec.asset_key, spec.name): spec for asset in all_assets for spec in asset.check_specs}
+    for table in ALL_TABLES:
+        assert any(key == table.asset_key for key, _ in declared), f"{table.path} has no check"
+    for rule in EXPECTATIONS:
+        spec = declared[(rule.table.asset_key, rule.name)]
+        assert spec.blocking == (rule.action == "fail")
+
+
+def test_checks_of_daily_tables_are_partitioned_like_their_asset():
+    for asset in all_assets:
+        for spec in asset.check_specs:
+            assert spec.partitions_def == asset.partitions_def, spec.key
+
+
+def test_a_drop_rule_passes_within_its_tolerance_and_warns_above_it():
+    rule = next(e for e in expectations_for(BRONZE["listen_events"], "drop") if e.name == "valid_user_id")
+    check = rule.check
+    assert check.tolerance == DEFAULT_DROP_TOLERANCE == 0.01 and not check.blocking
+    assert check.passed(Outcome(1, 100)) and not check.passed(Outcome(2, 100))
+    (warning,) = check.day_results({D1: Outcome(5, 100)})
+    assert not warning.passed and warning.severity == AssetCheckSeverity.WARN and warning.partition == D1.isoformat()
+    assert warning.description == "5 of 100 rows fail valid_user_id on 2024-01-01 (5.0%, above the tolerated 1.0%)"
+    assert warning.metadata["failed_fraction"].value == 0.05
+
+
+def test_a_blocking_check_fails_as_an_error_on_any_failed_row():
+    check = Check(FACT_STREAM, "no_null_keys", "no fact key is null")
+    result = check.result(Outcome(1, 1000, [{"userKey": None}]))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert result.metadata["sample"].value == [{"userKey": None}]
+
+
+def test_count_mismatch_per_day_and_total():
+    expected = {(D1, "a"): 3, (D2, "a"): 2}
+    assert {d: o.failed for d, o in count_mismatch(expected, dict(expected), [D1, D2]).items()} == {D1: 0, D2: 0}
+    short = count_mismatch(expected, {(D1, "a"): 1, (D1, "b"): 2}, [D1, D2])
+    # D1: group a is 2 short and group b has 2 that nothing expected; D2: group a (2 rows) is missing
+    assert (short[D1].failed, short[D1].total, short[D2].failed) == (4, 3, 2)
+    assert short[D1].sample == [
+        {"group": "a", "expected": 3, "actual": 1},
+        {"group": "b", "expected": 0, "actual": 2},
+    ]
+    assert total_mismatch(5, 5).failed == 0 and total_mismatch(5, 3).failed == 2
+
+
+def test_songs_accounting():
+    assert songs_accounting(10, 1, 2, 1, 6).failed == 0
+    assert songs_accounting(10, 1, 2, 1, 5).failed == 1
+
+
+def test_row_counts_come_from_the_delta_log(tmp_path):
+    warehouse = WarehouseResource(root=str(tmp_path))
+    table = BRONZE["listen_events"]
+    assert not warehouse.exists(table) and warehouse.total_rows(table) == 0
+    rows = pa.table({"event_date": [D1, D1, D1, D2], "x": [1, 2, 3, 4]})
+    write_deltalake(warehouse.uri(table), rows, partition_by=["event_date"])
+    write_deltalake(warehouse.uri(table), pa.table({"event_date": [D2], "x": [5]}), partition_by=["event_date"], mode="append")
+    assert warehouse.day_rows(table) == {D1: 3, D2: 2}
+    assert warehouse.day_rows(table, [D2, D3]) == {D2: 2, D3: 0}  # a day without data counts 0
+    assert warehouse.total_rows(table) == 5
+    unchanged = warehouse.unchanged(table, [D1, D3])
+    assert unchanged.version is None and unchanged.rows_written == 0 and unchanged.total_rows == 5
+    assert unchanged.metadata()["delta_version"].value == "no commit"
+    assert unchanged.day_metadata(D1) == {"dagster/partition_row_count": 3}
+    assert unchanged.day_metadata(D3) == {"dagster/partition_row_count": 0}
+    assert warehouse.day_rows(RAW["listen_events"], [D1]) == {D1: 0}  # a table never written holds nothing
