@@ -1,4 +1,4 @@
-"""Exactly-once raw under a crash: kill -9 the ingestion while Spark writes, then run it again."""
+"""Exactly-once raw under a crash: kill -9 the ingestion between its data files and its commit, then rerun."""
 
 from __future__ import annotations
 
@@ -16,37 +16,35 @@ from medallion_assets.generator import GeneratorConfig, generate
 from medallion_assets.tables import RAW
 from medallion_assets_tests.pipeline import LivePipeline
 
-DAGSTER = Path(sys.executable).with_name("dagster")
 LISTENS = RAW["listen_events"]
 
 
-def wait_for_uncommitted_files(table_dir: Path, process: subprocess.Popen, timeout_s: float = 600) -> None:
-    """Return once data files exist and no commit does: Spark is writing."""
+def wait_for(marker: Path, process: subprocess.Popen, timeout_s: float = 600) -> None:
+    """Return once the ingestion holds between its data files and its commit."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "ingestion ended before it wrote anything"
-        commits = list((table_dir / "_delta_log").glob("*.json"))
-        if not commits and any(table_dir.rglob("*.parquet")):
-            return
-        time.sleep(0.05)
-    raise AssertionError("ingestion never started writing")
+    while not marker.exists():
+        assert process.poll() is None, f"ingestion ended (exit {process.returncode}) before it held"
+        assert time.monotonic() < deadline, "ingestion never reached its commit"
+        time.sleep(0.2)
 
 
-def test_kill_during_write_then_rerun_leaves_each_record_once(kafka_bootstrap, spark, tmp_path):
+def test_kill_between_data_files_and_commit_then_rerun_leaves_each_record_once(kafka_bootstrap, spark, tmp_path):
     pipeline = LivePipeline.create(kafka_bootstrap, tmp_path / "warehouse")
-    config = GeneratorConfig(users=400, days=2, start_date=date(2024, 8, 1), seed=9)
+    config = GeneratorConfig(users=40, days=2, start_date=date(2024, 8, 1), seed=9)
     listens = [e for e in generate(config) if e.topic == "listen_events"]
     pipeline.produce(listens)
+    marker = tmp_path / "holding"
+    command = [sys.executable, "-m", "medallion_assets_tests.hold_before_commit", str(marker)]
     env = pipeline.cli_env(tmp_path / "home")
-    command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", LISTENS.path]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for_uncommitted_files(pipeline.root / LISTENS.path, process)
+        wait_for(marker, process)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    orphans = len(list((pipeline.root / LISTENS.path).rglob("*.parquet")))
-    assert orphans > 0 and not list((pipeline.root / LISTENS.path / "_delta_log").glob("*.json"))
+    table_dir = pipeline.root / LISTENS.path
+    assert list(table_dir.rglob("*.parquet")), "the killed run left data files"
+    assert not list((table_dir / "_delta_log").glob("*.json")), "and no commit"
 
     assert pipeline.ingest().success
     raw = spark.read.format("delta").load(pipeline.uri(LISTENS))

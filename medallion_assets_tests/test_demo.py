@@ -42,6 +42,7 @@ def test_demo_builds_every_table_and_each_day_reports_its_own_figures(kafka_boot
 
     with DagsterInstance.from_config(str(home)) as instance:
         (run,) = instance.get_runs()
+        assert run.job_name == "medallion_job"  # named, so the propagation sensor and the UI know it
         daily = [a for a in all_assets if a.partitions_def is not None]
         for asset in daily:
             table = tables[asset.key]

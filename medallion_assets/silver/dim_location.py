@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.keys import UNKNOWN, md5_key, unknown_key
+from medallion_assets.keys import UNKNOWN, md5_key, with_unknown_member
 
 COLUMNS = ("locationKey", "city", "stateCode", "stateName", "zip", "latitude", "longitude")
 
@@ -33,10 +33,6 @@ def build_dim_location(kept_locations: DataFrame, state_codes: DataFrame) -> Dat
         .withColumn("locationKey", location_key("city", "stateCode", "zip"))
         .select(*COLUMNS)
     )
-    unknown = kept_locations.sparkSession.range(1).select(
-        unknown_key().alias("locationKey"),
-        *[F.lit(UNKNOWN).alias(c) for c in ("city", "stateCode", "stateName", "zip")],
-        F.lit(None).cast("double").alias("latitude"),
-        F.lit(None).cast("double").alias("longitude"),
+    return with_unknown_member(
+        dim, "locationKey", ("city", "stateCode", "stateName", "zip"), {"latitude": "double", "longitude": "double"}
     )
-    return dim.unionByName(unknown)

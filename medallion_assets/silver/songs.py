@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from medallion_assets.keys import UNKNOWN, clean_artist_name, md5_key, unknown_key
+from medallion_assets.keys import clean_artist_name, md5_key, with_unknown_member
 
 SONG_COLUMNS = (
     "songKey", "songId", "title", "artistName", "artistId", "duration", "key", "keyConfidence",
@@ -44,15 +44,9 @@ def build_dim_songs(kept_songs: DataFrame) -> DataFrame:
         .withColumn("songKey", md5_key("songId"))
         .select(*SONG_COLUMNS)
     )
-    unknown = kept_songs.sparkSession.range(1).select(
-        unknown_key().alias("songKey"),
-        *[F.lit(UNKNOWN).alias(c) for c in ("songId", "title", "artistName", "artistId")],
-        *[F.lit(None).cast("double").alias(c) for c in ("duration",)],
-        F.lit(None).cast("int").alias("key"),
-        *[F.lit(None).cast("double").alias(c) for c in ("keyConfidence", "loudness", "songHotness", "tempo")],
-        F.lit(None).cast("int").alias("year"),
-    )
-    return dim.unionByName(unknown)
+    nulls = {"duration": "double", "key": "int", "keyConfidence": "double", "loudness": "double",
+             "songHotness": "double", "tempo": "double", "year": "int"}
+    return with_unknown_member(dim, "songKey", ("songId", "title", "artistName", "artistId"), nulls)
 
 
 def artist_rows(songs: DataFrame) -> DataFrame:
@@ -76,10 +70,6 @@ def build_dim_artists(kept_artists: DataFrame) -> DataFrame:
         "artistKey",
         F.when(F.row_number().over(by_id) == 1, md5_key("artistId")).otherwise(md5_key("artistId", "name")),
     ).select(*ARTIST_COLUMNS)
-    unknown = kept_artists.sparkSession.range(1).select(
-        unknown_key().alias("artistKey"),
-        *[F.lit(UNKNOWN).alias(c) for c in ("artistId", "name", "location")],
-        F.lit(None).cast("double").alias("latitude"),
-        F.lit(None).cast("double").alias("longitude"),
+    return with_unknown_member(
+        dim, "artistKey", ("artistId", "name", "location"), {"latitude": "double", "longitude": "double"}
     )
-    return dim.unionByName(unknown)
