@@ -7,9 +7,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult, JobDefinition
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    JobDefinition,
+    in_process_executor,
+)
 
 from medallion_assets.definitions import all_assets, defs
+from medallion_assets.definitions import resources as default_resources
 from medallion_assets.orchestration.jobs import medallion_job
 from medallion_assets.orchestration.partitions import range_tags
 
@@ -25,13 +34,26 @@ class DaysRun:
     tags: dict[str, str]
 
 
-def days_run(first: date, last: date, selection: AssetSelection | Sequence[str] | None = None) -> DaysRun:
+def days_run(
+    first: date,
+    last: date,
+    selection: AssetSelection | Sequence[str] | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> DaysRun:
     """The medallion_job run over days first..last of the selected assets (asset key strings or a selection).
 
-    The job comes from the Definitions, so the run is recorded under medallion_job, as one the
-    UI or the daemon launched would be.
+    The job comes from the Definitions (with `resources` replacing those of the same name), so
+    the run is recorded under medallion_job, as one the UI or the daemon launched would be.
     """
-    job = defs.resolve_job_def(medallion_job.name)
+    source = defs
+    if resources:
+        source = Definitions(
+            assets=all_assets,
+            jobs=[medallion_job],
+            resources={**default_resources, **resources},
+            executor=in_process_executor,
+        )
+    job = source.resolve_job_def(medallion_job.name)
     keys = None
     if selection is not None:
         chosen = selection if isinstance(selection, AssetSelection) else AssetSelection.from_coercible(list(selection))
@@ -51,12 +73,11 @@ def materialize_days(
 
     resources replace the Definitions' resources of the same name.
     """
-    run = days_run(first, last, selection)
+    run = days_run(first, last, selection, resources)
     return run.job.execute_in_process(
         run_config=INFO_LOGS,
         instance=instance,
         asset_selection=run.asset_selection,
         tags=run.tags,
-        resources=dict(resources or {}),
         raise_on_error=raise_on_error,
     )

@@ -1,8 +1,8 @@
-"""Failure injection for the crash test: ingest raw listens, but hold every write task after its
-rows are in the data files and before Delta can commit, so the test's kill -9 lands there.
+"""Failure injection for the crash test: ingest raw listens, but keep the write job from finishing
+once data files are on disk, so Delta never commits and the test's kill -9 lands between the two.
 
 Run as `python -m medallion_assets_tests.hold_before_commit MARKER`; configured like the
-pipeline, by environment variables. MARKER is created once a task is holding.
+pipeline, by environment variables. MARKER is created once data files exist and the job holds.
 """
 
 from __future__ import annotations
@@ -21,16 +21,23 @@ from medallion_assets.tables import RAW
 
 
 def main(marker: Path) -> None:
-    """Patch the raw append so its tasks hold after their rows, then run the listens' ingestion."""
+    """Patch the raw append with one extra, rowless task that holds the job, then run the listens' ingestion."""
     append_once = WarehouseResource.append_once
 
-    def rows_then_hold(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from batches
-        marker.touch()
-        time.sleep(3600)
-
     def holding_append(self, table, df, app_id, version):  # noqa: ANN001
-        return append_once(self, table, df.mapInArrow(rows_then_hold, df.schema), app_id, version)
+        table_dir = Path(self.uri(table))
+
+        def hold(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for _ in batches:
+                pass
+            while not any(table_dir.rglob("*.parquet")):  # the other tasks' data files
+                time.sleep(0.05)
+            marker.touch()
+            time.sleep(3600)
+            yield from ()
+
+        holder = df.sparkSession.range(1).mapInArrow(hold, df.schema)  # the last task of the write: no rows
+        return append_once(self, table, df.unionByName(holder), app_id, version)
 
     WarehouseResource.append_once = holding_append
     selection = AssetSelection.assets(RAW["listen_events"].asset_key)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from dagster import AssetCheckSeverity, AssetSelection, materialize
+from dagster import AssetCheckSeverity, AssetSelection, ExecuteInProcessResult, materialize
 
 from medallion_assets.definitions import all_assets, resources
-from medallion_assets.generator import GenerationReport, GeneratorConfig, generate
+from medallion_assets.generator import Event, GenerationReport, GeneratorConfig, generate
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, TOPICS
 from medallion_assets.tables import BRONZE, FACT_STREAM, QUARANTINE, RAW
@@ -27,6 +28,16 @@ def has_user(value: bytes) -> bool:
     return user is not None and str(user).strip() != ""
 
 
+@dataclass(frozen=True)
+class Defects:
+    """A day of events with injected defects, ingested and taken through bronze."""
+
+    pipeline: LivePipeline
+    events: list[Event]
+    report: GenerationReport
+    result: ExecuteInProcessResult
+
+
 @pytest.fixture(scope="module")
 def defects(kafka_bootstrap, spark, tmp_path_factory):
     """A day of events with 5% defects of every kind, ingested and taken through bronze."""
@@ -39,18 +50,18 @@ def defects(kafka_bootstrap, spark, tmp_path_factory):
     pipeline.produce(events)
     pipeline.ingest()
     result = pipeline.run_days(DAY, DAY, selection=AssetSelection.groups("bronze"))
-    return pipeline, events, report, result
+    return Defects(pipeline, events, report, result)
 
 
 def test_every_kind_was_injected(defects):
-    _, _, report, _ = defects
+    report = defects.report
     injected = report.to_dict()["defects_per_kind"]
     assert all(injected[kind] > 0 for kind in injected if kind != "huge_message"), injected
     assert injected["huge_message"] >= 1
 
 
 def test_run_succeeds_and_reconciles(defects):
-    *_, result = defects
+    result = defects.result
     assert result.success
     checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     assert checks[("quarantine", "reconciliation")].passed
@@ -58,7 +69,7 @@ def test_run_succeeds_and_reconciles(defects):
 
 
 def test_a_drop_rule_above_its_tolerance_warns_naming_the_day(defects, spark):
-    pipeline, *_, result = defects
+    pipeline, result = defects.pipeline, defects.result
     quarantine = spark.read.format("delta").load(pipeline.uri(QUARANTINE))
     dropped = {r["topic"]: r["count"] for r in quarantine.where("reject_reason = 'valid_user_id'").groupBy("topic").count().collect()}
     listens = next(
@@ -76,7 +87,7 @@ def test_a_drop_rule_above_its_tolerance_warns_naming_the_day(defects, spark):
 
 
 def test_counts_equal_what_was_injected(defects, spark):
-    pipeline, events, report, _ = defects
+    pipeline, events = defects.pipeline, defects.events
     kinds = Counter(e.defect for e in events if e.defect)
     guest = Counter(e.defect for e in events if e.defect and e.defect not in UNDATED and not has_user(e.value))
     natural_guests = sum(1 for e in events if e.defect is None and not has_user(e.value))
