@@ -417,84 +417,110 @@ def event_dates(result: ExecuteInProcessResult) -> list[date]:
     return sorted(days)
 
 
-def batch_on_history(
-    history_days: int,
-    batch_day: date,
-    args: argparse.Namespace,
-    prefix: str,
-    bootstrap: str,
-    settings: dict[str, str],
-    context: SparkContext | None,
-) -> dict[str, Any]:
-    """Build `history_days` days of history ending the day before batch_day (one run to gold, untimed
-    for the ratio), produce one batch on batch_day, then time raw ingestion plus the downstream run
-    for the days the batch touched."""
-    topic_prefix = f"{prefix}h{history_days}-"
-    topics = [physical_topic(topic, topic_prefix) for topic in TOPICS]
-    warehouse = REPO_ROOT / ".cache" / "bench" / topic_prefix
-    history_start = batch_day - timedelta(days=history_days)
-    history_events = args.history_events_per_day * history_days
-    history = GeneratorConfig(
-        users=default_users(history_events, history_days), days=history_days, start_date=history_start,
-        max_events=history_events, topic_prefix=topic_prefix,
-    )
-    batch = GeneratorConfig(
-        users=default_users(args.batch_events, 1), days=1, start_date=batch_day, max_events=args.batch_events,
-        topic_prefix=topic_prefix, seed=history.seed + 1,
-    )
-    job = bench_job({
-        "kafka": KafkaResource(bootstrap_servers=bootstrap, topic_prefix=topic_prefix),
-        "warehouse": WarehouseResource(root=str(warehouse)),
-    })
-    instance = DagsterInstance.ephemeral()
-    create_topics(settings, topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
-    try:
-        produced_history = produce(history, settings)
-        built = launch(history_start, batch_day - timedelta(days=1), AssetSelection.all(), job, instance, context)
-        produced_batch = produce(batch, settings)
-        raw = launch(batch_day, batch_day, AssetSelection.groups("raw"), job, instance, context)
-        days = event_dates(raw.result) or [batch_day]
-        downstream = launch(
-            days[0], days[-1], AssetSelection.all() - AssetSelection.groups("raw"), job, instance, context
+@dataclass
+class History:
+    """A warehouse fed by its own topics, holding `days` days of history before batch_day, and one batch to take."""
+
+    days: int
+    batch_day: date
+    prefix: str
+    bootstrap: str
+    settings: dict[str, str]
+    context: SparkContext | None
+    figures: dict[str, Any] = field(default_factory=dict)
+    job: JobDefinition | None = None
+    instance: DagsterInstance | None = None
+    created: bool = False
+
+    @property
+    def topics(self) -> list[str]:
+        """The physical topics of this history."""
+        return [physical_topic(topic, self.prefix) for topic in TOPICS]
+
+    @property
+    def warehouse(self) -> Path:
+        """The Delta root of this history."""
+        return REPO_ROOT / ".cache" / "bench" / self.prefix
+
+    def prepare(self, events_per_day: int, batch_events: int) -> None:
+        """Produce the history and build it to gold (one run), then produce the batch (not ingested yet)."""
+        start = self.batch_day - timedelta(days=self.days)
+        history_events = events_per_day * self.days
+        history = GeneratorConfig(
+            users=default_users(history_events, self.days), days=self.days, start_date=start,
+            max_events=history_events, topic_prefix=self.prefix,
         )
-    finally:
-        if not args.keep:
-            shutil.rmtree(warehouse, ignore_errors=True)
-            delete_topics(settings, topics)
-    return {
-        "history_days": history_days,
-        "history_events": produced_history["events"],
-        "history_build_seconds": round(built.seconds, 2),
-        "batch_events": produced_batch["events"],
-        "batch_days": [d.isoformat() for d in days],
-        "raw_seconds": round(raw.seconds, 2),
-        "downstream_seconds": round(downstream.seconds, 2),
-        "batch_seconds": round(raw.seconds + downstream.seconds, 2),
-        **(
-            {"raw_spark_jobs": raw.spark_jobs, "downstream_spark_jobs": downstream.spark_jobs}
-            if context is not None
-            else {}
-        ),
-        **({"warehouse": str(warehouse), "topic_prefix": topic_prefix} if args.keep else {}),
-    }
+        batch = GeneratorConfig(
+            users=default_users(batch_events, 1), days=1, start_date=self.batch_day, max_events=batch_events,
+            topic_prefix=self.prefix, seed=history.seed + 1,
+        )
+        self.job = bench_job({
+            "kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix),
+            "warehouse": WarehouseResource(root=str(self.warehouse)),
+        })
+        self.instance = DagsterInstance.ephemeral()
+        create_topics(self.settings, self.topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
+        self.created = True
+        produced = produce(history, self.settings)
+        built = launch(start, self.batch_day - timedelta(days=1), AssetSelection.all(), self.job, self.instance, self.context)
+        self.figures.update(
+            history_days=self.days, history_events=produced["events"], history_build_seconds=round(built.seconds, 2),
+            batch_events=produce(batch, self.settings)["events"],
+        )
+
+    def take_batch(self) -> None:
+        """Time raw ingestion of the batch plus the downstream run of the days its records fall on."""
+        raw = launch(self.batch_day, self.batch_day, AssetSelection.groups("raw"), self.job, self.instance, self.context)
+        days = event_dates(raw.result) or [self.batch_day]
+        not_raw = AssetSelection.all() - AssetSelection.groups("raw")
+        downstream = launch(days[0], days[-1], not_raw, self.job, self.instance, self.context)
+        self.figures.update(
+            batch_days=[d.isoformat() for d in days],
+            raw_seconds=round(raw.seconds, 2),
+            downstream_seconds=round(downstream.seconds, 2),
+            batch_seconds=round(raw.seconds + downstream.seconds, 2),
+        )
+        if self.context is not None:
+            self.figures.update(raw_spark_jobs=raw.spark_jobs, downstream_spark_jobs=downstream.spark_jobs)
+
+    def clean_up(self) -> None:
+        """Remove the warehouse and the topics (if they were created)."""
+        shutil.rmtree(self.warehouse, ignore_errors=True)
+        if self.created:
+            delete_topics(self.settings, self.topics)
 
 
 def history_figures(
     args: argparse.Namespace, prefix: str, bootstrap: str, settings: dict[str, str], context: SparkContext | None
 ) -> dict[str, Any]:
-    """The same batch timed on 1 day and on --history-days days of history, in this invocation."""
+    """The same batch timed on 1 day and on --history-days days of history, in this invocation.
+
+    Both histories are built first, then the two batches are timed one right after the other,
+    so that both meet the same machine load.
+    """
     n = args.history_days
-    batch_day = START_DATE + timedelta(days=n)  # the same day, so both take the same batch
-    one = batch_on_history(1, batch_day, args, prefix, bootstrap, settings, context)
-    many = batch_on_history(n, batch_day, args, prefix, bootstrap, settings, context)
+    batch_day = START_DATE + timedelta(days=n)  # the same day for both, so both take the same batch
+    one, many = (History(days, batch_day, f"{prefix}h{days}-", bootstrap, settings, context) for days in (1, n))
+    try:
+        for history in (one, many):
+            history.prepare(args.history_events_per_day, args.batch_events)
+        for history in (one, many):
+            history.take_batch()
+    finally:
+        if not args.keep:
+            for history in (one, many):
+                history.clean_up()
+    if args.keep:
+        for history in (one, many):
+            history.figures.update(warehouse=str(history.warehouse), topic_prefix=history.prefix)
     return {
         "days": n,
         "events_per_day": args.history_events_per_day,
         "batch_day": batch_day.isoformat(),
-        "batch_seconds_1_day": one["batch_seconds"],
-        "batch_seconds_n_days": many["batch_seconds"],
-        "ratio": round(many["batch_seconds"] / one["batch_seconds"], 2),
-        "runs": {"1_day": one, "n_days": many},
+        "batch_seconds_1_day": one.figures["batch_seconds"],
+        "batch_seconds_n_days": many.figures["batch_seconds"],
+        "ratio": round(many.figures["batch_seconds"] / one.figures["batch_seconds"], 2),
+        "runs": {"1_day": one.figures, "n_days": many.figures},
     }
 
 
