@@ -1,6 +1,10 @@
 """Throughput benchmark: produce N events to fresh Kafka topics, then time raw, bronze, silver and gold.
 
 Every layer is one in-process Dagster run, all in this process and so on one Spark session.
+The same events then go through a plain-PySpark baseline (baseline.py) on that session, and
+the pipeline's time with the JVM start is reported as a ratio to it. With --history-days N,
+one more batch is taken from Kafka to gold on top of 1 day and of N days of history, to show
+whether a batch's cost follows the batch or the history. Each step's Spark jobs are counted.
 The figures are printed as a table, then as JSON on one line starting with `BENCH_JSON `.
 """
 
@@ -13,23 +17,41 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
-from dagster import AssetSelection, DagsterInstance, EnvVar, ExecuteInProcessResult
+from dagster import (
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    EnvVar,
+    EventLogEntry,
+    ExecuteInProcessResult,
+    JobDefinition,
+    in_process_executor,
+)
+from pyspark import SparkContext
+from pyspark.sql import SparkSession
 
+from medallion_assets.baseline import Baseline
+from medallion_assets.definitions import all_assets
+from medallion_assets.definitions import resources as default_resources
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.paths import REPO_ROOT
+from medallion_assets.orchestration.jobs import medallion_job
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runs import materialize_days
+from medallion_assets.runs import INFO_LOGS, days_run
+from medallion_assets.tables import ARTIST_POPULARITY, DAILY_LOCATION_SUMMARY, DAILY_USER_SUMMARY, FACT_STREAM, WIDE_FACT
 from medallion_assets.topics import BOOTSTRAP_ENV, TOPICS, client_settings, create_topics, physical_topic
 
 LAYERS: tuple[str, ...] = ("raw", "bronze", "silver", "gold")
@@ -41,14 +63,33 @@ EVENTS_PER_USER_DAY = 70
 ADMIN_TIMEOUT_S = 30.0
 
 
+# History runs (--history-days): events per day of history, and the batch taken on top of it.
+HISTORY_EVENTS_PER_DAY = 10_000
+BATCH_EVENTS = 10_000
+# Gold tables whose row counts the baseline must reproduce.
+GOLD_TABLES = (FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY)
+# The job group of what a run does outside its steps (resource setup, between steps).
+OUTSIDE_STEPS = "(outside steps)"
+
+
 @dataclass
 class LayerFigures:
-    """Wall time and rows written of one layer's run, with rows per asset and each step's duration."""
+    """Wall time and rows written of one layer's run, with rows per asset, each step's duration and Spark jobs.
+
+    spark_jobs and step_spark_jobs are None without a SparkContext (Spark Connect).
+    """
 
     seconds: float
+    events_per_s: int
     rows: int
     asset_rows: dict[str, int]
     steps: dict[str, float]
+    spark_jobs: int | None = None
+    step_spark_jobs: dict[str, int] | None = None
+
+    def figures(self) -> dict[str, Any]:
+        """JSON-ready, the job counts omitted when they were not counted."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,10 +98,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1_000_000, help="events to produce (default 1000000)")
     parser.add_argument("--users", type=int, help=f"listeners (default: events / (days * {EVENTS_PER_USER_DAY}))")
     parser.add_argument("--days", type=int, default=7, help=f"days of events from {START_DATE} (default 7)")
-    parser.add_argument("--keep", action="store_true", help="keep the warehouse and the topics")
+    parser.add_argument(
+        "--history-days", type=int, metavar="N",
+        help="also time one more batch from Kafka to gold on top of 1 day and of N days of history (N >= 2)",
+    )
+    parser.add_argument(
+        "--history-events-per-day", type=int, default=HISTORY_EVENTS_PER_DAY,
+        help=f"events per day of history (default {HISTORY_EVENTS_PER_DAY})",
+    )
+    parser.add_argument(
+        "--batch-events", type=int, default=BATCH_EVENTS, help=f"events of the batch on top of history (default {BATCH_EVENTS})"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the warehouses and the topics")
     args = parser.parse_args(argv)
     if args.events < 1 or args.days < 1 or (args.users is not None and args.users < 1):
         parser.error("--events, --users and --days must be at least 1")
+    if args.history_days is not None and args.history_days < 2:
+        parser.error("--history-days must be at least 2 (it is compared with 1 day of history)")
+    if args.history_events_per_day < 1 or args.batch_events < 1:
+        parser.error("--history-events-per-day and --batch-events must be at least 1")
     return args
 
 
@@ -89,21 +145,156 @@ def delete_topics(settings: dict[str, str], names: Sequence[str]) -> None:
         future.result()
 
 
-def layer_figures(result: ExecuteInProcessResult, seconds: float) -> LayerFigures:
-    """Rows written and step durations of one layer's run.
+# -- Spark jobs per step ---------------------------------------------------------------------------
+
+
+def spark_context(spark: SparkSession) -> SparkContext | None:
+    """The session's SparkContext, or None with Spark Connect (the client has none)."""
+    try:
+        return spark.sparkContext
+    except Exception:  # Spark Connect raises on sparkContext
+        return None
+
+
+@dataclass
+class JobGroups:
+    """Counts the Spark jobs of named parts of the work, by job group and the status tracker.
+
+    Job groups are thread-local; Dagster's in-process executor runs every step in the calling
+    thread, so a group set when a step starts covers that step's jobs. Counts are read as soon
+    as a part ends: the status tracker keeps only the latest jobs (spark.ui.retainedJobs).
+    """
+
+    context: SparkContext
+    prefix: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def enter(self, part: str) -> None:
+        """Count the jobs launched from now on under `part`."""
+        self.context.setJobGroup(f"{self.prefix}/{part}", f"bench: {part}")
+
+    def close(self, part: str) -> None:
+        """Record the jobs `part` launched."""
+        self.counts[part] = len(self.context.statusTracker().getJobIdsForGroup(f"{self.prefix}/{part}"))
+
+    def clear(self) -> None:
+        """Launch later jobs without a group."""
+        self.context.setLocalProperty("spark.jobGroup.id", None)
+        self.context.setLocalProperty("spark.job.description", None)
+
+    def on_event(self, entry: EventLogEntry) -> None:
+        """Dagster event listener: one group per step, OUTSIDE_STEPS between steps."""
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            return
+        if event.event_type == DagsterEventType.STEP_START:
+            self.enter(event.step_key)
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            self.close(event.step_key)
+            self.enter(OUTSIDE_STEPS)
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        """Count the jobs of a block of code under `name`."""
+        self.enter(name)
+        try:
+            yield
+        finally:
+            self.close(name)
+            self.clear()
+
+
+@dataclass
+class Launched:
+    """A timed in-process run, with its Spark jobs per step (None without a SparkContext)."""
+
+    result: ExecuteInProcessResult
+    seconds: float
+    step_jobs: dict[str, int] | None
+
+    @property
+    def spark_jobs(self) -> int | None:
+        """All Spark jobs of the run."""
+        return sum(self.step_jobs.values()) if self.step_jobs is not None else None
+
+
+def bench_job(resources: Mapping[str, Any]) -> JobDefinition:
+    """medallion_job with the benchmark's resources (its topics and warehouse) in place of the code location's.
+
+    A job of the code location's Definitions already has its resources bound, and Dagster refuses
+    others of the same name at execution; so the benchmark binds its own, to the same assets and job.
+    """
+    bound = Definitions(
+        assets=all_assets,
+        jobs=[medallion_job],
+        resources={**default_resources, **resources},
+        executor=in_process_executor,
+    )
+    return bound.resolve_job_def(medallion_job.name)
+
+
+def launch(
+    first: date,
+    last: date,
+    selection: AssetSelection,
+    job: JobDefinition,
+    instance: DagsterInstance,
+    context: SparkContext | None,
+) -> Launched:
+    """One timed run of `job` over first..last, with the selection and tags runs.materialize_days gives it.
+
+    The run id is chosen here so that a listener counting each step's Spark jobs is registered
+    before the run starts.
+    """
+    run = days_run(first, last, selection)
+    run_id = str(uuid.uuid4())
+    groups = JobGroups(context) if context is not None else None
+    if groups is not None:
+        instance.add_event_listener(run_id, groups.on_event)
+        groups.enter(OUTSIDE_STEPS)
+    started = time.perf_counter()
+    try:
+        result = job.execute_in_process(
+            run_config=INFO_LOGS, instance=instance, asset_selection=run.asset_selection, tags=run.tags, run_id=run_id
+        )
+    finally:
+        seconds = time.perf_counter() - started
+        if groups is not None:
+            groups.close(OUTSIDE_STEPS)
+            groups.clear()
+    step_jobs = None
+    if groups is not None:
+        step_jobs = {k: n for k, n in groups.counts.items() if k != OUTSIDE_STEPS or n}
+    return Launched(result, seconds, step_jobs)
+
+
+def layer_figures(launched: Launched, events: int) -> LayerFigures:
+    """Rows written, step durations and Spark jobs of one layer's run.
 
     A run over several days records one materialization per day partition, each carrying the
     whole run's `rows_written`, so the count is taken once per asset.
     """
     asset_rows: dict[str, int] = {}
     steps: dict[str, float] = {}
-    for event in result.all_events:
+    for event in launched.result.all_events:
         if event.is_step_materialization:
             count = event.step_materialization_data.materialization.metadata.get("rows_written")
             asset_rows[event.asset_key.to_user_string()] = int(count.value) if count is not None else 0
         elif event.is_step_success and event.step_key is not None:
             steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 2)
-    return LayerFigures(round(seconds, 2), sum(asset_rows.values()), asset_rows, steps)
+    seconds = round(launched.seconds, 2)
+    return LayerFigures(
+        seconds,
+        round(events / launched.seconds),
+        sum(asset_rows.values()),
+        asset_rows,
+        steps,
+        launched.spark_jobs,
+        launched.step_jobs,
+    )
+
+
+# -- memory ----------------------------------------------------------------------------------------
 
 
 def descendant_pids(root: int) -> list[int]:
@@ -155,6 +346,7 @@ def reset_python_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
+
 def produce(config: GeneratorConfig, settings: dict[str, str]) -> dict[str, Any]:
     """Generate and produce the events; their count, seconds and rate."""
     report, seconds = timed(lambda: write_kafka(generate(config), settings, progress=False))
@@ -166,28 +358,186 @@ def produce(config: GeneratorConfig, settings: dict[str, str]) -> dict[str, Any]
     }
 
 
-def run_layers(first: date, last: date, resources: dict[str, Any]) -> dict[str, LayerFigures]:
+def run_layers(
+    first: date, last: date, job: JobDefinition, events: int, context: SparkContext | None
+) -> dict[str, LayerFigures]:
     """Materialize raw, bronze, silver and gold, one timed in-process run each, in one Spark session."""
     instance = DagsterInstance.ephemeral()
-    figures = {}
-    for layer in LAYERS:
-        run = partial(materialize_days, first, last, AssetSelection.groups(layer), resources, instance)
-        result, seconds = timed(run)
-        figures[layer] = layer_figures(result, seconds)
-    return figures
+    return {
+        layer: layer_figures(launch(first, last, AssetSelection.groups(layer), job, instance, context), events)
+        for layer in LAYERS
+    }
+
+
+# -- plain-PySpark baseline -----------------------------------------------------------------------
+
+
+def run_baseline(
+    spark: SparkSession,
+    kafka: KafkaResource,
+    warehouse: WarehouseResource,
+    root: Path,
+    days: Sequence[date],
+    context: SparkContext | None,
+) -> dict[str, Any]:
+    """The same events to the same tables with plain PySpark, timed; its rows checked against the pipeline's gold.
+
+    It runs after the pipeline, on the session the pipeline started: the JVM is up, the jars are
+    loaded and the code is warm, so baseline_seconds holds no JVM start, while the pipeline figure
+    it is compared with does (baseline_ratio = pipeline_with_jvm_start_seconds / baseline_seconds).
+    """
+    baseline = Baseline(spark, kafka, root, warehouse.songs_uri, warehouse.state_codes_uri)
+    groups = JobGroups(context) if context is not None else None
+    if groups is not None:
+        with groups.part("baseline"):
+            layers, seconds = timed(lambda: baseline.run(days))
+    else:
+        layers, seconds = timed(lambda: baseline.run(days))
+    rows = baseline.table_rows()
+    gold_rows = {t.path: warehouse.total_rows(t) for t in GOLD_TABLES}
+    return {
+        "baseline_seconds": round(seconds, 2),
+        "baseline_layers": {layer: {"seconds": s} for layer, s in layers.items()},
+        **({"baseline_spark_jobs": groups.counts["baseline"]} if groups is not None else {}),
+        "baseline_rows": rows,
+        "baseline_gold_rows_match": all(rows[path] == n for path, n in gold_rows.items()),
+    }
+
+
+# -- one batch on top of history --------------------------------------------------------------------
+
+
+def event_dates(result: ExecuteInProcessResult) -> list[date]:
+    """The days the records of a raw run fall on (the raw assets' `event_dates` metadata)."""
+    days: set[date] = set()
+    for event in result.all_events:
+        if event.is_step_materialization:
+            value = event.step_materialization_data.materialization.metadata.get("event_dates")
+            days.update(date.fromisoformat(d) for d in (value.value if value is not None else []))
+    return sorted(days)
+
+
+@dataclass
+class History:
+    """A warehouse fed by its own topics, holding `days` days of history before batch_day, and one batch to take."""
+
+    days: int
+    batch_day: date
+    prefix: str
+    bootstrap: str
+    settings: dict[str, str]
+    context: SparkContext | None
+    figures: dict[str, Any] = field(default_factory=dict)
+    job: JobDefinition | None = None
+    instance: DagsterInstance | None = None
+    created: bool = False
+
+    @property
+    def topics(self) -> list[str]:
+        """The physical topics of this history."""
+        return [physical_topic(topic, self.prefix) for topic in TOPICS]
+
+    @property
+    def warehouse(self) -> Path:
+        """The Delta root of this history."""
+        return REPO_ROOT / ".cache" / "bench" / self.prefix
+
+    def prepare(self, events_per_day: int, batch_events: int) -> None:
+        """Produce the history and build it to gold (one run), then produce the batch (not ingested yet)."""
+        start = self.batch_day - timedelta(days=self.days)
+        history_events = events_per_day * self.days
+        history = GeneratorConfig(
+            users=default_users(history_events, self.days), days=self.days, start_date=start,
+            max_events=history_events, topic_prefix=self.prefix,
+        )
+        batch = GeneratorConfig(
+            users=default_users(batch_events, 1), days=1, start_date=self.batch_day, max_events=batch_events,
+            topic_prefix=self.prefix, seed=history.seed + 1,
+        )
+        self.job = bench_job({
+            "kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix),
+            "warehouse": WarehouseResource(root=str(self.warehouse)),
+        })
+        self.instance = DagsterInstance.ephemeral()
+        create_topics(self.settings, self.topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
+        self.created = True
+        produced = produce(history, self.settings)
+        built = launch(start, self.batch_day - timedelta(days=1), AssetSelection.all(), self.job, self.instance, self.context)
+        self.figures.update(
+            history_days=self.days, history_events=produced["events"], history_build_seconds=round(built.seconds, 2),
+            batch_events=produce(batch, self.settings)["events"],
+        )
+
+    def take_batch(self) -> None:
+        """Time raw ingestion of the batch plus the downstream run of the days its records fall on."""
+        raw = launch(self.batch_day, self.batch_day, AssetSelection.groups("raw"), self.job, self.instance, self.context)
+        days = event_dates(raw.result) or [self.batch_day]
+        not_raw = AssetSelection.all() - AssetSelection.groups("raw")
+        downstream = launch(days[0], days[-1], not_raw, self.job, self.instance, self.context)
+        self.figures.update(
+            batch_days=[d.isoformat() for d in days],
+            raw_seconds=round(raw.seconds, 2),
+            downstream_seconds=round(downstream.seconds, 2),
+            batch_seconds=round(raw.seconds + downstream.seconds, 2),
+        )
+        if self.context is not None:
+            self.figures.update(raw_spark_jobs=raw.spark_jobs, downstream_spark_jobs=downstream.spark_jobs)
+
+    def clean_up(self) -> None:
+        """Remove the warehouse and the topics (if they were created)."""
+        shutil.rmtree(self.warehouse, ignore_errors=True)
+        if self.created:
+            delete_topics(self.settings, self.topics)
+
+
+def history_figures(
+    args: argparse.Namespace, prefix: str, bootstrap: str, settings: dict[str, str], context: SparkContext | None
+) -> dict[str, Any]:
+    """The same batch timed on 1 day and on --history-days days of history, in this invocation.
+
+    Both histories are built first, then the two batches are timed one right after the other,
+    so that both meet the same machine load.
+    """
+    n = args.history_days
+    batch_day = START_DATE + timedelta(days=n)  # the same day for both, so both take the same batch
+    one, many = (History(days, batch_day, f"{prefix}h{days}-", bootstrap, settings, context) for days in (1, n))
+    try:
+        for history in (one, many):
+            history.prepare(args.history_events_per_day, args.batch_events)
+        for history in (one, many):
+            history.take_batch()
+    finally:
+        if not args.keep:
+            for history in (one, many):
+                history.clean_up()
+    if args.keep:
+        for history in (one, many):
+            history.figures.update(warehouse=str(history.warehouse), topic_prefix=history.prefix)
+    return {
+        "days": n,
+        "events_per_day": args.history_events_per_day,
+        "batch_day": batch_day.isoformat(),
+        "batch_seconds_1_day": one.figures["batch_seconds"],
+        "batch_seconds_n_days": many.figures["batch_seconds"],
+        "ratio": round(many.figures["batch_seconds"] / one.figures["batch_seconds"], 2),
+        "runs": {"1_day": one.figures, "n_days": many.figures},
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
 
 
 def summary(
     setup: dict[str, Any], produced: dict[str, Any], spark_start: float, layers: dict[str, LayerFigures]
 ) -> dict[str, Any]:
-    """Every figure of the benchmark, JSON-ready."""
+    """Every figure of the pipeline run, JSON-ready."""
     pipeline = sum(layer.seconds for layer in layers.values())
     events = produced["events"]
     return {
         **setup,
         **produced,
         "spark_start_seconds": round(spark_start, 2),
-        "layers": {name: asdict(layer) for name, layer in layers.items()},
+        "layers": {name: layer.figures() for name, layer in layers.items()},
         "pipeline_seconds": round(pipeline, 2),
         "pipeline_events_per_s": round(events / pipeline),
         "pipeline_with_jvm_start_seconds": round(pipeline + spark_start, 2),
@@ -197,38 +547,63 @@ def summary(
 
 def print_table(figures: dict[str, Any]) -> None:
     """The figures as a readable table, slowest steps per layer included."""
+    counted = "spark_jobs" in next(iter(figures["layers"].values()))
+    jobs = (lambda n: f"{n:>8,}") if counted else (lambda n: "")
     print(f"\nmedallion_assets benchmark: {figures['events']:,} events, {figures['users']:,} users, "
           f"{figures['days']} days from {figures['start_date']}, topics {figures['topic_prefix']}*")
-    print(f"  {'stage':<28}{'seconds':>10}{'rows':>12}{'events/s':>12}")
-    print(f"  {'produce (not in pipeline)':<28}{figures['produce_seconds']:>10.2f}{figures['events']:>12,}"
+    print(f"  {'stage':<30}{'seconds':>10}{'rows':>12}{'events/s':>12}" + (f"{'jobs':>8}" if counted else ""))
+    print(f"  {'produce (not in pipeline)':<30}{figures['produce_seconds']:>10.2f}{figures['events']:>12,}"
           f"{figures['produce_events_per_s']:>12,}")
-    print(f"  {'spark session start':<28}{figures['spark_start_seconds']:>10.2f}")
+    print(f"  {'spark session start':<30}{figures['spark_start_seconds']:>10.2f}")
     for name, layer in figures["layers"].items():
-        print(f"  {name:<28}{layer['seconds']:>10.2f}{layer['rows']:>12,}")
-    print(f"  {'pipeline (raw..gold)':<28}{figures['pipeline_seconds']:>10.2f}{'':>12}"
+        print(f"  {name:<30}{layer['seconds']:>10.2f}{layer['rows']:>12,}{layer['events_per_s']:>12,}"
+              + (jobs(layer["spark_jobs"]) if counted else ""))
+    print(f"  {'pipeline (raw..gold)':<30}{figures['pipeline_seconds']:>10.2f}{'':>12}"
           f"{figures['pipeline_events_per_s']:>12,}")
-    print(f"  {'pipeline + spark start':<28}{figures['pipeline_with_jvm_start_seconds']:>10.2f}{'':>12}"
+    print(f"  {'pipeline + spark start':<30}{figures['pipeline_with_jvm_start_seconds']:>10.2f}{'':>12}"
           f"{figures['pipeline_with_jvm_start_events_per_s']:>12,}")
+    base = figures["baseline_seconds"]
+    print(f"  {'plain PySpark (warm session)':<30}{base:>10.2f}{'':>12}{round(figures['events'] / base):>12,}"
+          + (jobs(figures["baseline_spark_jobs"]) if counted else ""))
+    print("    " + ", ".join(f"{name} {layer['seconds']:.1f}" for name, layer in figures["baseline_layers"].items())
+          + f"; gold rows equal the pipeline's: {'yes' if figures['baseline_gold_rows_match'] else 'NO'}")
+    print(f"  baseline ratio (pipeline + spark start / plain PySpark): {figures['baseline_ratio']:.2f}")
     jvm = figures["spark_jvm_peak_rss_mib"]
     print(f"  peak RSS: Spark driver JVM {jvm if jvm is not None else 'n/a'} MiB; Python "
           f"{figures['python_peak_rss_mib_produce']} MiB while producing, "
           f"{figures['python_peak_rss_mib_pipeline']} MiB during the pipeline")
-    print("  step seconds (Dagster):")
+    print("  step seconds (Dagster)" + (" and Spark jobs:" if counted else ":"))
     for name, layer in figures["layers"].items():
         steps = sorted(layer["steps"].items(), key=lambda item: -item[1])
-        print(f"    {name:<8}" + ", ".join(f"{step} {seconds:.1f}" for step, seconds in steps))
+        step_jobs = layer.get("step_spark_jobs", {})
+        print(f"    {name:<8}" + ", ".join(
+            f"{step} {seconds:.1f}" + (f" ({step_jobs.get(step, 0)} jobs)" if counted else "") for step, seconds in steps
+        ) + (f"; {step_jobs[OUTSIDE_STEPS]} jobs outside steps" if step_jobs.get(OUTSIDE_STEPS) else ""))
+    history = figures.get("history")
+    if history:
+        one, many = history["runs"]["1_day"], history["runs"]["n_days"]
+        print(f"  one batch on top of history ({history['events_per_day']:,} events per day of history, "
+              f"batch on {history['batch_day']}; raw ingestion + downstream run of the batch's days):")
+        for label, run in ((f"{'1 day':>8}", one), (f"{history['days']:>2} days", many)):
+            print(f"    {label}: {run['batch_events']:,} events in {run['batch_seconds']:.2f} s "
+                  f"(raw {run['raw_seconds']:.2f} + downstream {run['downstream_seconds']:.2f})"
+                  + (f", {run['raw_spark_jobs'] + run['downstream_spark_jobs']} Spark jobs" if "raw_spark_jobs" in run else "")
+                  + f"; history of {run['history_events']:,} events built in {run['history_build_seconds']:.2f} s")
+        print(f"    ratio n days / 1 day: {history['ratio']:.2f}")
     if figures["warehouse"]:
-        print(f"  kept: warehouse {figures['warehouse']} and topics {figures['topic_prefix']}*")
+        print(f"  kept: warehouse {figures['warehouse']}, baseline {figures['baseline_root']} "
+              f"and topics {figures['topic_prefix']}*")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Produce the events, run the layers, print the figures, clean up unless --keep."""
+    """Produce the events, run the layers and the baseline (and history), print the figures, clean up unless --keep."""
     args = parse_args(argv)
     prefix = f"bench-{int(time.time())}-"
     topics = [physical_topic(topic, prefix) for topic in TOPICS]
     bootstrap = EnvVar(BOOTSTRAP_ENV).get_value() or ensure_broker(default_home(), DEFAULT_PORT, topics=())
     settings = client_settings(bootstrap)
     warehouse = REPO_ROOT / ".cache" / "bench" / prefix
+    baseline_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}baseline"
     users = args.users or default_users(args.events, args.days)
     config = GeneratorConfig(
         users=users, days=args.days, start_date=START_DATE, max_events=args.events, topic_prefix=prefix
@@ -239,22 +614,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         produced = produce(config, settings)
         python_produce = python_peak_mib()
         reset_python_peak()
-        _, spark_start = timed(lambda: SparkResource().session)
-        resources = {
-            "kafka": KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix),
-            "warehouse": WarehouseResource(root=str(warehouse)),
-        }
+        spark, spark_start = timed(lambda: SparkResource().session)
+        context = spark_context(spark)
+        kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix)
+        store = WarehouseResource(root=str(warehouse))
         last = START_DATE + timedelta(days=args.days - 1)
-        figures = summary(setup, produced, spark_start, run_layers(START_DATE, last, resources))
-        figures.update(
+        job = bench_job({"kafka": kafka, "warehouse": store})
+        layers = run_layers(START_DATE, last, job, produced["events"], context)
+        figures = summary(setup, produced, spark_start, layers)
+        figures.update(  # peaks of the pipeline alone, before the baseline and the history runs
             spark_jvm_peak_rss_mib=spark_jvm_peak_mib(),
             python_peak_rss_mib_produce=python_produce,
             python_peak_rss_mib_pipeline=python_peak_mib(),
+        )
+        days = [START_DATE + timedelta(days=i) for i in range(args.days)]
+        figures.update(run_baseline(spark, kafka, store, baseline_root, days, context))
+        figures["baseline_ratio"] = round(figures["pipeline_with_jvm_start_seconds"] / figures["baseline_seconds"], 2)
+        if args.history_days is not None:
+            figures["history"] = history_figures(args, prefix, bootstrap, settings, context)
+        figures.update(
             warehouse=str(warehouse) if args.keep else None,
+            baseline_root=str(baseline_root) if args.keep else None,
         )
     finally:
         if not args.keep:
             shutil.rmtree(warehouse, ignore_errors=True)
+            shutil.rmtree(baseline_root, ignore_errors=True)
             delete_topics(settings, topics)
     print_table(figures)
     print("BENCH_JSON " + json.dumps(figures, separators=(",", ":")))

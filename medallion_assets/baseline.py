@@ -1,0 +1,171 @@
+"""Plain-PySpark baseline for the benchmark: the pipeline's tables from the same Kafka topics, without Dagster.
+
+The same transforms as the assets (the project's pure functions in raw/parse.py,
+bronze/transform.py, silver/*.py and gold/*.py), with none of what the orchestration adds: no
+Dagster run, no asset checks, no materialization metadata, no quarantine table, no commit
+lookups or row counts from the Delta log. Drop expectations still filter rows, because they
+decide what the tables hold. Like the pipeline, every layer is written to Delta and the next
+layer reads it back. Tooling only: the code location (definitions.py) does not import it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion_assets.bronze.transform import classify, to_bronze
+from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
+from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
+from medallion_assets.orchestration.partitions import daily_partitions
+from medallion_assets.quality.expectations import expectations_for, first_violation
+from medallion_assets.raw.parse import parse_records
+from medallion_assets.reference import read_reference_csv, well_formed
+from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
+from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
+from medallion_assets.silver.dim_datetime import build_dim_datetime
+from medallion_assets.silver.dim_location import build_dim_location, locations
+from medallion_assets.silver.dim_users import build_dim_users
+from medallion_assets.silver.songs import artist_rows, build_dim_artists, build_dim_songs, song_rows
+from medallion_assets.tables import (
+    ARTIST_POPULARITY,
+    BRONZE,
+    DAILY_LOCATION_SUMMARY,
+    DAILY_USER_SUMMARY,
+    DIM_ARTISTS,
+    DIM_DATETIME,
+    DIM_LOCATION,
+    DIM_SONGS,
+    DIM_USERS,
+    FACT_STREAM,
+    RAW,
+    WIDE_FACT,
+    Table,
+)
+
+LAYERS: tuple[str, ...] = ("raw", "bronze", "silver", "gold")
+# The tables the baseline writes: every table of the pipeline except bronze/quarantine.
+TABLES: tuple[Table, ...] = (
+    *RAW.values(), *BRONZE.values(), DIM_USERS, DIM_LOCATION, DIM_SONGS, DIM_ARTISTS, DIM_DATETIME,
+    FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY,
+)
+
+
+class Baseline:
+    """The pipeline's tables under `root`, computed with plain PySpark from the topics of `kafka`."""
+
+    def __init__(
+        self, spark: SparkSession, kafka: KafkaResource, root: Path, songs_csv: str, state_codes_csv: str
+    ) -> None:
+        self.spark = spark
+        self.kafka = kafka
+        self.root = root
+        self.songs_csv = songs_csv
+        self.state_codes_csv = state_codes_csv
+
+    def uri(self, table: Table) -> str:
+        """Location of a table: <root>/<layer>/<name>."""
+        return str(self.root / table.path)
+
+    def read(self, table: Table, days: Sequence[date] | None = None) -> DataFrame:
+        """A table written before, only the given days of a daily one."""
+        df = self.spark.read.format("delta").load(self.uri(table))
+        return df.where(F.col(table.partition_column).isin(list(days))) if days is not None else df
+
+    def write(self, table: Table, df: DataFrame) -> None:
+        """Overwrite a table; a daily one with one file per day, as the pipeline writes it."""
+        if table.partition_column is not None:
+            df = df.repartition(table.partition_column)
+        writer = df.write.format("delta").mode("overwrite")
+        if table.partition_column is not None:
+            writer = writer.partitionBy(table.partition_column)
+        writer.save(self.uri(table))
+
+    # -- layers ---------------------------------------------------------------------------------
+
+    def raw(self, days: Sequence[date]) -> None:
+        """Every record of the four topics, parsed (Spark's Kafka batch source, earliest to latest)."""
+        options = spark_kafka_options(self.kafka.settings())
+        for topic in TOPICS:
+            records = (
+                self.spark.read.format("kafka")
+                .options(**options)
+                .option("subscribe", self.kafka.topic(topic))
+                .option("startingOffsets", "earliest")
+                .option("endingOffsets", "latest")
+                .option("minPartitions", self.spark.conf.get("spark.sql.shuffle.partitions"))
+                .load()
+            )
+            (
+                parse_records(records, topic)
+                .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(RAW[topic]))
+            )
+
+    def bronze(self, days: Sequence[date]) -> None:
+        """Valid events of the days (ts and userId present, sane duration), deduplicated."""
+        for topic in TOPICS:
+            self.write(BRONZE[topic], to_bronze(classify(self.read(RAW[topic], days), topic, self.kafka.duration_unit), topic))
+
+    def silver(self, days: Sequence[date]) -> None:
+        """The five dimensions, each filtered by its drop expectations."""
+        bronze = [self.read(BRONZE[topic]) for topic in TOPICS]
+        self.write(DIM_USERS, kept(build_dim_users(bronze), DIM_USERS))
+        states_csv = read_reference_csv(self.spark, self.state_codes_csv, STATE_CODES_CSV_COLUMNS)
+        states, _ = well_formed(states_csv)
+        listens = self.read(BRONZE["listen_events"])
+        self.write(DIM_LOCATION, build_dim_location(kept(locations(listens), DIM_LOCATION), states))
+        songs_csv = read_reference_csv(self.spark, self.songs_csv, SONGS_CSV_COLUMNS)
+        songs = song_rows(well_formed(songs_csv)[0])
+        self.write(DIM_SONGS, build_dim_songs(kept(songs, DIM_SONGS)))
+        self.write(DIM_ARTISTS, build_dim_artists(kept(artist_rows(songs), DIM_ARTISTS)))
+        windows = daily_partitions.get_partition_keys()
+        start = daily_partitions.time_window_for_partition_key(windows[0]).start
+        end = daily_partitions.time_window_for_partition_key(windows[-1]).end
+        self.write(DIM_DATETIME, kept(build_dim_datetime(self.spark, start, end), DIM_DATETIME))
+        for cached in (states_csv, songs_csv):
+            cached.unpersist()
+
+    def gold(self, days: Sequence[date]) -> None:
+        """fact_stream and wide_fact of the days, the two daily summaries and artist_popularity."""
+        users, songs, artists, places, hours = (
+            self.read(t) for t in (DIM_USERS, DIM_SONGS, DIM_ARTISTS, DIM_LOCATION, DIM_DATETIME)
+        )
+        self.write(FACT_STREAM, build_fact_stream(self.read(BRONZE["listen_events"], days), users, songs, artists, places))
+        self.write(WIDE_FACT, build_wide_fact(self.read(FACT_STREAM, days), users, songs, artists, places, hours))
+        wide = self.read(WIDE_FACT, days)
+        self.write(DAILY_USER_SUMMARY, daily_user_summary(wide))
+        self.write(DAILY_LOCATION_SUMMARY, daily_location_summary(wide))
+        self.write(ARTIST_POPULARITY, artist_popularity(self.read(WIDE_FACT)))
+
+    def run(self, days: Sequence[date]) -> dict[str, float]:
+        """Build every layer for the days; wall-clock seconds per layer."""
+        steps: dict[str, Callable[[Sequence[date]], None]] = {
+            "raw": self.raw, "bronze": self.bronze, "silver": self.silver, "gold": self.gold,
+        }
+        seconds = {}
+        for layer in LAYERS:
+            started = time.perf_counter()
+            steps[layer](days)
+            seconds[layer] = round(time.perf_counter() - started, 2)
+        return seconds
+
+    def table_rows(self) -> dict[str, int]:
+        """Rows of every table written, from the Delta log (delta-rs, no Spark job)."""
+        rows = {}
+        for table in TABLES:
+            files = pa.table(DeltaTable(self.uri(table)).get_add_actions(flatten=True))
+            rows[table.path] = int(pc.sum(files["num_records"]).as_py() or 0) if files.num_rows else 0
+        return rows
+
+
+def kept(rows: DataFrame, table: Table) -> DataFrame:
+    """The rows that pass the table's drop expectations (all of them when it has none)."""
+    rules = expectations_for(table, "drop")
+    return rows.where(first_violation(rules).isNull()) if rules else rows
