@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -48,6 +48,17 @@ def _tracked(events: Iterable[Event], report: GenerationReport, progress: bool, 
         bar.update(pending)
 
 
+@contextmanager
+def _timed(report: GenerationReport | None) -> Iterator[GenerationReport]:
+    """The report to fill (a new one when None), with the block's seconds added to its elapsed time."""
+    report = report if report is not None else GenerationReport()
+    started = time.perf_counter()
+    try:
+        yield report
+    finally:
+        report.elapsed_seconds += time.perf_counter() - started
+
+
 def write_jsonl(
     events: Iterable[Event],
     out_dir: Path,
@@ -56,10 +67,8 @@ def write_jsonl(
     total: int | None = None,
 ) -> GenerationReport:
     """Append each event's value bytes as one line of `<out_dir>/<topic>.jsonl` (files truncated first)."""
-    report = report if report is not None else GenerationReport()
-    started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
+    with _timed(report) as report, ExitStack() as stack:
         files: dict[str, BinaryIO] = {}
         for event in _tracked(events, report, progress, total):
             handle = files.get(event.topic)
@@ -67,7 +76,6 @@ def write_jsonl(
                 handle = files[event.topic] = stack.enter_context((out_dir / f"{event.topic}.jsonl").open("wb"))
             handle.write(event.value)
             handle.write(b"\n")
-    report.elapsed_seconds += time.perf_counter() - started
     return report
 
 
@@ -120,18 +128,16 @@ def write_kafka(
     total: int | None = None,
 ) -> GenerationReport:
     """Produce every event to its topic, then flush; raises KafkaWriteError if any was not delivered."""
-    report = report if report is not None else GenerationReport()
-    started = time.perf_counter()
     failures = _DeliveryErrors()
-    producer = _connect(producer_conf, failures)
-    for count, event in enumerate(_tracked(events, report, progress, total), 1):
-        _produce(producer, event)
-        if count % PROGRESS_STEP == 0:
-            producer.poll(0)
-            failures.raise_if_any()
-    undelivered = producer.flush(MESSAGE_TIMEOUT_MS / 1000 + CONNECT_TIMEOUT_S)
-    failures.raise_if_any()
-    if undelivered:
-        raise KafkaWriteError(f"{undelivered} events were still queued when the flush timed out")
-    report.elapsed_seconds += time.perf_counter() - started
+    with _timed(report) as report:
+        producer = _connect(producer_conf, failures)
+        for count, event in enumerate(_tracked(events, report, progress, total), 1):
+            _produce(producer, event)
+            if count % PROGRESS_STEP == 0:
+                producer.poll(0)
+                failures.raise_if_any()
+        undelivered = producer.flush(MESSAGE_TIMEOUT_MS / 1000 + CONNECT_TIMEOUT_S)
+        failures.raise_if_any()
+        if undelivered:
+            raise KafkaWriteError(f"{undelivered} events were still queued when the flush timed out")
     return report

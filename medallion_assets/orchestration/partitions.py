@@ -1,6 +1,6 @@
 """Daily event partitions, from the first day of data through the current UTC day, and day ranges."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 
 from dagster import DailyPartitionsDefinition
@@ -12,6 +12,7 @@ PARTITIONS_START_DATE = "2018-10-01"
 # publicly, so they are spelled here; their values are part of Dagster's stored run format.
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
 
 daily_partitions = DailyPartitionsDefinition(
     start_date=PARTITIONS_START_DATE, end_offset=1, timezone="UTC"
@@ -40,3 +41,14 @@ def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
         else:
             ranges.append((day, day))
     return ranges
+
+
+def days_of_run(tags: Mapping[str, str]) -> list[date] | None:
+    """The days a run covers, from its partition tags; None for a run over no day partition."""
+    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
+        first = date.fromisoformat(tags[ASSET_PARTITION_RANGE_START_TAG])
+        last = date.fromisoformat(tags[ASSET_PARTITION_RANGE_END_TAG])
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if PARTITION_TAG in tags:
+        return [date.fromisoformat(tags[PARTITION_TAG])]
+    return None

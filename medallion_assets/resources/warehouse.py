@@ -28,6 +28,8 @@ from medallion_assets.tables import Table
 
 # Commits made by this process are found again in the table's history by this many latest commits.
 HISTORY_DEPTH = 50
+# SQL commands (MERGE) take the commit's user metadata from the session.
+COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 class MissingUpstreamTableError(RuntimeError):
@@ -241,6 +243,25 @@ class WarehouseResource(ConfigurableResource):
         )
         return self._commit(table, token, df)
 
+    def merge(self, table: Table, source: DataFrame, on: Sequence[str], update_when: str | None = None) -> Commit:
+        """Upsert `source` by the key columns `on` (null-safe) with Delta SQL: insert new keys, update
+        matched rows (only those where `update_when` holds, a condition on t. and s.)."""
+        view = f"medallion_merge_{uuid.uuid4().hex}"
+        token = self._token()
+        matches = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in on)
+        matched = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET *" if update_when else "WHEN MATCHED THEN UPDATE SET *"
+        source.createOrReplaceTempView(view)
+        session = self.session
+        session.conf.set(COMMIT_USER_METADATA, token)
+        try:
+            session.sql(
+                f"MERGE INTO delta.`{self.uri(table)}` AS t USING {view} AS s ON {matches} {matched} WHEN NOT MATCHED THEN INSERT *"
+            )
+        finally:
+            session.conf.unset(COMMIT_USER_METADATA)
+            session.catalog.dropTempView(view)
+        return self._commit(table, token, source)
+
     def unchanged(self, table: Table, days: Sequence[date] = ()) -> Commit:
         """What a step that wrote nothing reports: no commit, and the rows the table holds."""
         return Commit(
@@ -264,7 +285,7 @@ class WarehouseResource(ConfigurableResource):
         if delta is not None:
             entry = next((c for c in delta.history(HISTORY_DEPTH) if c.get("userMetadata") == token), None)
         metrics = (entry or {}).get("operationMetrics") or {}
-        rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or 0
+        rows = metrics.get("numOutputRows") or 0
         return Commit(
             table=table,
             uri=self.uri(table),

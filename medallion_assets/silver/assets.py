@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.keys import UNKNOWN
-from medallion_assets.orchestration.partitions import daily_partitions
+from medallion_assets.orchestration.partitions import daily_partitions, days_of_run
 from medallion_assets.quality.checks import Check, Outcome, samples_by
 from medallion_assets.quality.expectations import expectations_for, first_violation, rule_outcomes
 from medallion_assets.quality.integrity import (
@@ -27,11 +27,12 @@ from medallion_assets.resources.warehouse import Commit, WarehouseResource
 from medallion_assets.runtime import table_asset
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
-from medallion_assets.silver.dim_location import build_dim_location, locations
+from medallion_assets.silver.dim_location import KEY, build_dim_location, location_upserts, locations
 from medallion_assets.silver.dim_users import build_dim_users
 from medallion_assets.silver.songs import artist_rows, build_dim_artists, build_dim_songs, song_rows
 from medallion_assets.tables import BRONZE, DIM_ARTISTS, DIM_DATETIME, DIM_LOCATION, DIM_SONGS, DIM_USERS, Table
 
+LISTENS = BRONZE["listen_events"]
 # Checks beyond the expectations and key uniqueness, per dimension.
 EXTRA_CHECKS: dict[Table, tuple[Check, ...]] = {DIM_USERS: (ONE_CURRENT_ROW, VERSIONS_CONTIGUOUS), DIM_SONGS: (SONGS_RECONCILIATION,)}
 
@@ -77,9 +78,9 @@ def invariants(table: Table, written: DataFrame) -> list[AssetCheckResult]:
 
 
 def publish(
-    warehouse: WarehouseResource, table: Table, build: Callable[[DataFrame], DataFrame], rows: DataFrame
+    warehouse: WarehouseResource, table: Table, rows: DataFrame, write: Callable[[DataFrame], Commit] | None = None
 ) -> Published:
-    """Apply the drop expectations to `rows`, overwrite the table with `build(kept)`, evaluate its checks."""
+    """Apply the drop expectations to `rows`, write the kept ones (default: overwrite the table), evaluate its checks."""
     tagged = rows.withColumn("reject_reason", first_violation(expectations_for(table, "drop"))).cache()
     try:
         tally = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
@@ -91,7 +92,7 @@ def publish(
             else {}
         )
         kept = tagged.where(F.col("reject_reason").isNull()).drop("reject_reason")
-        commit = warehouse.overwrite(table, build(kept))
+        commit = write(kept) if write else warehouse.overwrite(table, kept)
     finally:
         tagged.unpersist()
     written = warehouse.read(table)
@@ -103,15 +104,23 @@ def publish(
 def dim_users(warehouse: WarehouseResource) -> MaterializeResult:
     """SCD2 users from every bronze event type."""
     bronze: Sequence[DataFrame] = [warehouse.read(BRONZE[t]) for t in TOPICS]
-    return publish(warehouse, DIM_USERS, lambda df: df, build_dim_users(bronze)).result()
+    return publish(warehouse, DIM_USERS, build_dim_users(bronze)).result()
 
 
-@dimension_asset(DIM_LOCATION, BRONZE["listen_events"])
-def dim_location(warehouse: WarehouseResource) -> MaterializeResult:
-    """Locations of listens named by state."""
+@dimension_asset(DIM_LOCATION, LISTENS)
+def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Locations of listens named by state: merged from the run's days, or rebuilt from every day."""
     states, _ = well_formed(read_reference_csv(warehouse.session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
-    listens = warehouse.read(BRONZE["listen_events"])
-    return publish(warehouse, DIM_LOCATION, lambda kept: build_dim_location(kept, states), locations(listens)).result()
+    days = days_of_run(context.run.tags)
+    if days is None or not warehouse.exists(DIM_LOCATION):
+        write = lambda kept: warehouse.overwrite(DIM_LOCATION, build_dim_location(kept, states))  # noqa: E731
+        return publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS)), write).result(refresh="full")
+    dim = warehouse.read(DIM_LOCATION)
+    write = lambda kept: warehouse.merge(  # noqa: E731
+        DIM_LOCATION, location_upserts(kept, dim, states), KEY, "NOT (t.latitude <=> s.latitude AND t.longitude <=> s.longitude)"
+    )
+    published = publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS, days)), write)
+    return published.result(refresh="days", days=MetadataValue.json([d.isoformat() for d in days]))
 
 
 def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
@@ -124,7 +133,7 @@ def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
 def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     """Songs of songs.csv."""
     songs, malformed = _songs(warehouse)
-    published = publish(warehouse, DIM_SONGS, build_dim_songs, songs)
+    published = publish(warehouse, DIM_SONGS, songs, lambda kept: warehouse.overwrite(DIM_SONGS, build_dim_songs(kept)))
     kept_rows = published.tally.get(None, 0)
     kept_ids = songs.where(first_violation(expectations_for(DIM_SONGS, "drop")).isNull()).select("songId").distinct().count()
     counts = {
@@ -141,7 +150,8 @@ def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
 def dim_artists(warehouse: WarehouseResource) -> MaterializeResult:
     """Artists of songs.csv, one per cleaned name."""
     songs, malformed = _songs(warehouse)
-    return publish(warehouse, DIM_ARTISTS, build_dim_artists, artist_rows(songs)).result(malformed_csv_rows=malformed)
+    write = lambda kept: warehouse.overwrite(DIM_ARTISTS, build_dim_artists(kept))  # noqa: E731
+    return publish(warehouse, DIM_ARTISTS, artist_rows(songs), write).result(malformed_csv_rows=malformed)
 
 
 @dimension_asset(DIM_DATETIME)
@@ -151,7 +161,7 @@ def dim_datetime(context: AssetExecutionContext, warehouse: WarehouseResource) -
     start = daily_partitions.time_window_for_partition_key(windows[0]).start
     end = daily_partitions.time_window_for_partition_key(windows[-1]).end
     context.log.info(f"dim_datetime covers {start} .. {end}")
-    return publish(warehouse, DIM_DATETIME, lambda df: df, build_dim_datetime(warehouse.session, start, end)).result()
+    return publish(warehouse, DIM_DATETIME, build_dim_datetime(warehouse.session, start, end)).result()
 
 
 silver_assets = [dim_users, dim_location, dim_songs, dim_artists, dim_datetime]
