@@ -34,28 +34,12 @@ from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import build_dim_location, locations
 from medallion_assets.silver.dim_users import build_dim_users
 from medallion_assets.silver.songs import artist_rows, build_dim_artists, build_dim_songs, song_rows
-from medallion_assets.tables import (
-    ARTIST_POPULARITY,
-    BRONZE,
-    DAILY_LOCATION_SUMMARY,
-    DAILY_USER_SUMMARY,
-    DIM_ARTISTS,
-    DIM_DATETIME,
-    DIM_LOCATION,
-    DIM_SONGS,
-    DIM_USERS,
-    FACT_STREAM,
-    RAW,
-    WIDE_FACT,
-    Table,
-)
+from medallion_assets import tables as t
+from medallion_assets.tables import Table
 
 LAYERS: tuple[str, ...] = ("raw", "bronze", "silver", "gold")
 # The tables the baseline writes: every table of the pipeline except bronze/quarantine.
-TABLES: tuple[Table, ...] = (
-    *RAW.values(), *BRONZE.values(), DIM_USERS, DIM_LOCATION, DIM_SONGS, DIM_ARTISTS, DIM_DATETIME,
-    FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY,
-)
+TABLES: tuple[Table, ...] = tuple(table for table in t.ALL_TABLES if table != t.QUARANTINE)
 
 
 class Baseline:
@@ -105,44 +89,44 @@ class Baseline:
             )
             (
                 parse_records(records, topic)
-                .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(RAW[topic]))
+                .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(t.RAW[topic]))
             )
 
     def bronze(self, days: Sequence[date]) -> None:
         """Valid events of the days (ts and userId present, sane duration), deduplicated."""
         for topic in TOPICS:
-            self.write(BRONZE[topic], to_bronze(classify(self.read(RAW[topic], days), topic, self.kafka.duration_unit), topic))
+            self.write(t.BRONZE[topic], to_bronze(classify(self.read(t.RAW[topic], days), topic, self.kafka.duration_unit), topic))
 
     def silver(self, days: Sequence[date]) -> None:
         """The five dimensions, each filtered by its drop expectations."""
-        bronze = [self.read(BRONZE[topic]) for topic in TOPICS]
-        self.write(DIM_USERS, kept(build_dim_users(bronze), DIM_USERS))
+        bronze = [self.read(t.BRONZE[topic]) for topic in TOPICS]
+        self.write(t.DIM_USERS, kept(build_dim_users(bronze), t.DIM_USERS))
         states_csv = read_reference_csv(self.spark, self.state_codes_csv, STATE_CODES_CSV_COLUMNS)
         states, _ = well_formed(states_csv)
-        listens = self.read(BRONZE["listen_events"])
-        self.write(DIM_LOCATION, build_dim_location(kept(locations(listens), DIM_LOCATION), states))
+        listens = self.read(t.BRONZE["listen_events"])
+        self.write(t.DIM_LOCATION, build_dim_location(kept(locations(listens), t.DIM_LOCATION), states))
         songs_csv = read_reference_csv(self.spark, self.songs_csv, SONGS_CSV_COLUMNS)
         songs = song_rows(well_formed(songs_csv)[0])
-        self.write(DIM_SONGS, build_dim_songs(kept(songs, DIM_SONGS)))
-        self.write(DIM_ARTISTS, build_dim_artists(kept(artist_rows(songs), DIM_ARTISTS)))
+        self.write(t.DIM_SONGS, build_dim_songs(kept(songs, t.DIM_SONGS)))
+        self.write(t.DIM_ARTISTS, build_dim_artists(kept(artist_rows(songs), t.DIM_ARTISTS)))
         windows = daily_partitions.get_partition_keys()
         start = daily_partitions.time_window_for_partition_key(windows[0]).start
         end = daily_partitions.time_window_for_partition_key(windows[-1]).end
-        self.write(DIM_DATETIME, kept(build_dim_datetime(self.spark, start, end), DIM_DATETIME))
+        self.write(t.DIM_DATETIME, kept(build_dim_datetime(self.spark, start, end), t.DIM_DATETIME))
         for cached in (states_csv, songs_csv):
             cached.unpersist()
 
     def gold(self, days: Sequence[date]) -> None:
         """fact_stream and wide_fact of the days, the two daily summaries and artist_popularity."""
         users, songs, artists, places, hours = (
-            self.read(t) for t in (DIM_USERS, DIM_SONGS, DIM_ARTISTS, DIM_LOCATION, DIM_DATETIME)
+            self.read(dim) for dim in (t.DIM_USERS, t.DIM_SONGS, t.DIM_ARTISTS, t.DIM_LOCATION, t.DIM_DATETIME)
         )
-        self.write(FACT_STREAM, build_fact_stream(self.read(BRONZE["listen_events"], days), users, songs, artists, places))
-        self.write(WIDE_FACT, build_wide_fact(self.read(FACT_STREAM, days), users, songs, artists, places, hours))
-        wide = self.read(WIDE_FACT, days)
-        self.write(DAILY_USER_SUMMARY, daily_user_summary(wide))
-        self.write(DAILY_LOCATION_SUMMARY, daily_location_summary(wide))
-        self.write(ARTIST_POPULARITY, artist_popularity(self.read(WIDE_FACT)))
+        self.write(t.FACT_STREAM, build_fact_stream(self.read(t.BRONZE["listen_events"], days), users, songs, artists, places))
+        self.write(t.WIDE_FACT, build_wide_fact(self.read(t.FACT_STREAM, days), users, songs, artists, places, hours))
+        wide = self.read(t.WIDE_FACT, days)
+        self.write(t.DAILY_USER_SUMMARY, daily_user_summary(wide))
+        self.write(t.DAILY_LOCATION_SUMMARY, daily_location_summary(wide))
+        self.write(t.ARTIST_POPULARITY, artist_popularity(self.read(t.WIDE_FACT)))
 
     def run(self, days: Sequence[date]) -> dict[str, float]:
         """Build every layer for the days; wall-clock seconds per layer."""

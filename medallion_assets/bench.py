@@ -18,7 +18,7 @@ import resource
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -30,27 +30,22 @@ from dagster import (
     AssetSelection,
     DagsterEventType,
     DagsterInstance,
-    Definitions,
     EnvVar,
     EventLogEntry,
     ExecuteInProcessResult,
     JobDefinition,
-    in_process_executor,
 )
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from medallion_assets.baseline import Baseline
-from medallion_assets.definitions import all_assets
-from medallion_assets.definitions import resources as default_resources
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.paths import REPO_ROOT
-from medallion_assets.orchestration.jobs import medallion_job
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runs import INFO_LOGS, days_run
+from medallion_assets.runs import INFO_LOGS, days_run, medallion_job_with
 from medallion_assets.tables import ARTIST_POPULARITY, DAILY_LOCATION_SUMMARY, DAILY_USER_SUMMARY, FACT_STREAM, WIDE_FACT
 from medallion_assets.topics import BOOTSTRAP_ENV, TOPICS, client_settings, create_topics, physical_topic
 
@@ -216,21 +211,6 @@ class Launched:
     def spark_jobs(self) -> int | None:
         """All Spark jobs of the run."""
         return sum(self.step_jobs.values()) if self.step_jobs is not None else None
-
-
-def bench_job(resources: Mapping[str, Any]) -> JobDefinition:
-    """medallion_job with the benchmark's resources (its topics and warehouse) in place of the code location's.
-
-    A job of the code location's Definitions already has its resources bound, and Dagster refuses
-    others of the same name at execution; so the benchmark binds its own, to the same assets and job.
-    """
-    bound = Definitions(
-        assets=all_assets,
-        jobs=[medallion_job],
-        resources={**default_resources, **resources},
-        executor=in_process_executor,
-    )
-    return bound.resolve_job_def(medallion_job.name)
 
 
 def launch(
@@ -454,7 +434,7 @@ class History:
             users=default_users(batch_events, 1), days=1, start_date=self.batch_day, max_events=batch_events,
             topic_prefix=self.prefix, seed=history.seed + 1,
         )
-        self.job = bench_job({
+        self.job = medallion_job_with({
             "kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix),
             "warehouse": WarehouseResource(root=str(self.warehouse)),
         })
@@ -619,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix)
         store = WarehouseResource(root=str(warehouse))
         last = START_DATE + timedelta(days=args.days - 1)
-        job = bench_job({"kafka": kafka, "warehouse": store})
+        job = medallion_job_with({"kafka": kafka, "warehouse": store})
         layers = run_layers(START_DATE, last, job, produced["events"], context)
         figures = summary(setup, produced, spark_start, layers)
         figures.update(  # peaks of the pipeline alone, before the baseline and the history runs

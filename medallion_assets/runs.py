@@ -34,6 +34,20 @@ class DaysRun:
     tags: dict[str, str]
 
 
+def medallion_job_with(resources: Mapping[str, Any] | None = None) -> JobDefinition:
+    """medallion_job of the code location, or bound to `resources` in place of those of the same name.
+
+    A job of the code location's Definitions already has its resources bound, and Dagster refuses
+    others of the same name at execution; so replacements are bound to the same assets and job.
+    """
+    if not resources:
+        return defs.resolve_job_def(medallion_job.name)
+    bound = Definitions(
+        assets=all_assets, jobs=[medallion_job], resources={**default_resources, **resources}, executor=in_process_executor
+    )
+    return bound.resolve_job_def(medallion_job.name)
+
+
 def days_run(
     first: date,
     last: date,
@@ -45,15 +59,7 @@ def days_run(
     The job comes from the Definitions (with `resources` replacing those of the same name), so
     the run is recorded under medallion_job, as one the UI or the daemon launched would be.
     """
-    source = defs
-    if resources:
-        source = Definitions(
-            assets=all_assets,
-            jobs=[medallion_job],
-            resources={**default_resources, **resources},
-            executor=in_process_executor,
-        )
-    job = source.resolve_job_def(medallion_job.name)
+    job = medallion_job_with(resources)
     keys = None
     if selection is not None:
         chosen = selection if isinstance(selection, AssetSelection) else AssetSelection.from_coercible(list(selection))
