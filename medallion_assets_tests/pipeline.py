@@ -42,6 +42,10 @@ class LivePipeline:
         create_topics(bootstrap, [prefix + t for t in TOPICS], partitions=3)
         return cls(bootstrap, prefix, root, DagsterInstance.ephemeral())
 
+    def sharing_topics(self, root: Path) -> LivePipeline:
+        """A second warehouse fed by the same topics (and recorded in the same instance)."""
+        return LivePipeline(self.bootstrap, self.prefix, root, self.instance)
+
     @property
     def resources(self) -> dict[str, Any]:
         """Resources pointing at this pipeline's topics and warehouse."""

@@ -34,9 +34,9 @@ def both(kafka_bootstrap, spark, tmp_path_factory):
     """The same listens: day by day in shuffled order with one day re-run, and as one full refresh."""
     by_day = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("by_day"))
     by_day.produce(listens())
-    full = LivePipeline(kafka_bootstrap, by_day.prefix, tmp_path_factory.mktemp("full"), by_day.instance)
-    for pipeline in (by_day, full):
-        pipeline.ingest()
+    full = by_day.sharing_topics(tmp_path_factory.mktemp("full"))
+    by_day.ingest()
+    full.ingest()
     runs = [by_day.run_days(day, day, selection=LOCATIONS) for day in (D2, D3, D1, D3)]
     full.run_days(D1, D3, selection=AssetSelection.assets(BRONZE["listen_events"].asset_key))
     full.run_days(D1, D3, selection=AssetSelection.assets(DIM_LOCATION.asset_key))

@@ -40,7 +40,7 @@ def pipelines(kafka_bootstrap, spark, tmp_path_factory):
     """The same events processed day by day in reverse order, and from scratch in one run."""
     reverse = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("reverse"))
     reverse.produce(history())
-    scratch = LivePipeline(kafka_bootstrap, reverse.prefix, tmp_path_factory.mktemp("scratch"), reverse.instance)
+    scratch = reverse.sharing_topics(tmp_path_factory.mktemp("scratch"))
     for pipeline in (reverse, scratch):
         pipeline.ingest()
     for day in reversed(DAYS):
