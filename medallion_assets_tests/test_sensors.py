@@ -59,6 +59,20 @@ def hold_in_raw(root, topic, offsets):
         write_deltalake(f"{root}/{RAW[topic].path}", rows, mode="append")
 
 
+def ingest_in_two_steps(res, instance, root, cursor, key):
+    """Of a lag of 3+2 listens and 1 auth event, raw takes 3 listens (a new key for the rest), then the rest (no lag)."""
+    hold_in_raw(root, "listen_events", {0: [0, 1, 2]})
+    partial = tick(res, cursor=cursor, instance=instance)
+    assert partial.run_requests[0].tags["medallion/lag_total"] == "3"
+    assert partial.run_requests[0].run_key != key
+    hold_in_raw(root, "listen_events", {1: [0, 1]})
+    hold_in_raw(root, "auth_events", {1: [0]})
+    done = tick(res, cursor=partial.cursor, instance=instance)
+    assert done.run_requests == [] and done.skip_message.startswith("Kafka lag 0 below threshold 1")
+    assert json.loads(done.cursor)["run_key"] is None
+    return done
+
+
 def tick(resources, cursor=None, instance=None):
     """One evaluation of kafka_offsets_sensor."""
     with build_sensor_context(resources=resources, cursor=cursor, instance=instance or DagsterInstance.ephemeral()) as context:
@@ -99,15 +113,7 @@ def test_lag_requests_one_ingestion_and_a_replayed_tick_never_a_second(kafka_boo
     assert after.run_requests == []
     assert "already requested" in after.skip_message and request.run_key in after.skip_message
 
-    # Part of the lag ingested: a new key for what is left; all of it: no lag.
-    hold_in_raw(tmp_path, "listen_events", {0: [0, 1, 2]})
-    partial = tick(res, cursor=first.cursor, instance=instance)
-    assert partial.run_requests[0].tags["medallion/lag_total"] == "3"
-    assert partial.run_requests[0].run_key != request.run_key
-    hold_in_raw(tmp_path, "listen_events", {1: [0, 1]})
-    hold_in_raw(tmp_path, "auth_events", {1: [0]})
-    done = tick(res, cursor=partial.cursor, instance=instance)
-    assert done.run_requests == [] and "Kafka lag 0 below threshold" in done.skip_message
+    done = ingest_in_two_steps(res, instance, tmp_path, first.cursor, request.run_key)
 
     produce(kafka_bootstrap, listens, {1: 4})
     more = tick(res, cursor=done.cursor, instance=instance)
@@ -204,15 +210,7 @@ def test_stand_in_lag_requests_once_per_set_of_offsets(tmp_path):
     assert after.run_requests == []
     assert after.skip_message.startswith(f"Ingestion of these offsets already requested (run key {request.run_key})")
 
-    hold_in_raw(tmp_path, "listen_events", {0: [0, 1, 2]})  # part of the lag ingested
-    rest = tick(res, cursor=first.cursor, instance=instance)
-    assert rest.run_requests[0].tags["medallion/lag_total"] == "3"
-    assert rest.run_requests[0].run_key != request.run_key
-    hold_in_raw(tmp_path, "listen_events", {1: [0, 1]})
-    hold_in_raw(tmp_path, "auth_events", {1: [0]})
-    done = tick(res, cursor=rest.cursor, instance=instance)
-    assert done.run_requests == [] and done.skip_message.startswith("Kafka lag 0 below threshold 1")
-    assert json.loads(done.cursor)["run_key"] is None
+    ingest_in_two_steps(res, instance, tmp_path, first.cursor, request.run_key)
 
 
 @pytest.mark.fast
