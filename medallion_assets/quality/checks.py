@@ -157,8 +157,3 @@ class Check:
             )
             for day, outcome in sorted(outcomes.items())
         ]
-
-
-def specs(checks: Sequence[Check]) -> list[AssetCheckSpec]:
-    """The Dagster specs of a table's checks."""
-    return [c.spec for c in checks]

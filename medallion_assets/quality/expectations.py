@@ -87,14 +87,6 @@ def first_violation(rules: Sequence[Expectation]) -> Column:
     return reason
 
 
-def drop_violations(df: DataFrame, table: Table) -> tuple[DataFrame, DataFrame]:
-    """(rows kept, rows dropped with a `reject_reason`) under the table's drop expectations."""
-    tagged = df.withColumn("reject_reason", first_violation(expectations_for(table, "drop")))
-    return tagged.where(F.col("reject_reason").isNull()).drop("reject_reason"), tagged.where(
-        F.col("reject_reason").isNotNull()
-    )
-
-
 def rule_outcomes(
     table: Table,
     kept: DataFrame,
