@@ -165,7 +165,14 @@ class WarehouseResource(ConfigurableResource):
 
     def day_rows(self, table: Table, days: Sequence[date] | None = None) -> dict[date, int]:
         """Rows per day partition (all days, or the given ones), from the Delta log's file statistics."""
-        files = self._files(table)
+        return self._day_counts(table, self._files(self.delta_rs(table), table), days)
+
+    def total_rows(self, table: Table) -> int:
+        """Rows in the table, from the Delta log's file statistics."""
+        return self._total(self._files(self.delta_rs(table), table))
+
+    def _day_counts(self, table: Table, files: pa.Table | None, days: Sequence[date] | None) -> dict[date, int]:
+        """Rows per day partition of the live files."""
         column = f"partition.{self._day_column(table)}"
         counts: dict[date, int] = dict.fromkeys(days or (), 0)
         if files is None or files.num_rows == 0:
@@ -176,14 +183,14 @@ class WarehouseResource(ConfigurableResource):
                 counts[day] = int(rows or 0)
         return counts
 
-    def total_rows(self, table: Table) -> int:
-        """Rows in the table, from the Delta log's file statistics."""
-        files = self._files(table)
+    @staticmethod
+    def _total(files: pa.Table | None) -> int:
+        """Rows of the live files."""
         return int(pc.sum(files["num_records"]).as_py() or 0) if files is not None and files.num_rows else 0
 
-    def _files(self, table: Table) -> pa.Table | None:
+    @staticmethod
+    def _files(delta: RsDeltaTable | None, table: Table) -> pa.Table | None:
         """The live files of the table with their row counts; None when the table does not exist."""
-        delta = self.delta_rs(table)
         if delta is None:
             return None
         files = pa.table(delta.get_add_actions(flatten=True))
@@ -264,25 +271,21 @@ class WarehouseResource(ConfigurableResource):
 
     def unchanged(self, table: Table, days: Sequence[date] = ()) -> Commit:
         """What a step that wrote nothing reports: no commit, and the rows the table holds."""
-        return Commit(
-            table=table,
-            uri=self.uri(table),
-            version=None,
-            operation=None,
-            rows_written=0,
-            total_rows=self.total_rows(table),
-            day_rows=self.day_rows(table, days) if days else {},
-        )
+        return self._commit(table, None, None, days)
 
     @staticmethod
     def _token() -> str:
         return f"medallion-write-{uuid.uuid4().hex}"
 
-    def _commit(self, table: Table, token: str, df: DataFrame, days: Sequence[date] = ()) -> Commit:
-        """The commit this write made (found by its token), with the table's row counts after it."""
+    def _commit(self, table: Table, token: str | None, df: DataFrame | None, days: Sequence[date] = ()) -> Commit:
+        """The commit this write made (found by its token; none without one), and the table's rows after it.
+
+        One read of the Delta log answers all of it.
+        """
         delta = self.delta_rs(table)
+        files = self._files(delta, table)
         entry = None
-        if delta is not None:
+        if delta is not None and token is not None:
             entry = next((c for c in delta.history(HISTORY_DEPTH) if c.get("userMetadata") == token), None)
         metrics = (entry or {}).get("operationMetrics") or {}
         rows = metrics.get("numOutputRows") or 0
@@ -292,8 +295,8 @@ class WarehouseResource(ConfigurableResource):
             version=int(entry["version"]) if entry else None,
             operation=entry.get("operation") if entry else None,
             rows_written=int(rows) if entry else 0,
-            total_rows=self.total_rows(table),
-            day_rows=self.day_rows(table, days) if days else {},
-            schema=column_schema(df),
-            spark_app_id=spark_app_id(self.session),
+            total_rows=self._total(files),
+            day_rows=self._day_counts(table, files, days) if days else {},
+            schema=column_schema(df) if df is not None else None,
+            spark_app_id=spark_app_id(self.session) if df is not None else None,
         )
