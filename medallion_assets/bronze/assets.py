@@ -1,10 +1,13 @@
-"""bronze/<topic>: daily partitions of distinct valid events; every other raw row counted by reason."""
+"""bronze/<topic> and bronze/quarantine, written by one step: each raw row of the days is classified
+once, and lands either in its topic's bronze table or, with its reason, in quarantine."""
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
 from functools import reduce
 
-from dagster import AssetCheckEvaluation, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
+from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -15,80 +18,81 @@ from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
 from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import daily_report, partition_dates, table_asset
+from medallion_assets.runtime import daily_report, partition_dates, table_spec, tables_asset
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
 
 Event = MaterializeResult | AssetCheckEvaluation
-
-
-def build_bronze_asset(topic: str) -> AssetsDefinition:
-    """The bronze asset of one topic."""
-    table = BRONZE[topic]
-    rules = expectations_for(table)
-
-    @table_asset(table, checks=[rule.check for rule in rules], deps=[RAW[topic].asset_key])
-    def bronze_asset(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:
-        days = partition_dates(context)
-        classified = classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).cache()
-        try:
-            rows = classified.groupBy("event_date", "reject_reason").count().collect()
-            tally = {(r["event_date"], r["reject_reason"]): r["count"] for r in rows}
-            outcomes = day_drop_outcomes(table, tally, days)
-            failing = [(d, rule.name) for rule, per_day in outcomes.items() for d, o in per_day.items() if not rule.check.passed(o)]
-            if failing:  # a sample of what each failing rule dropped on each failing day, in one job
-                names = sorted({name for _, name in failing})
-                samples = samples_by(classified.where(F.col("reject_reason").isin(names)), ["event_date", "reject_reason"])
-                outcomes = day_drop_outcomes(table, tally, days, samples)
-            commit = warehouse.replace_days(table, to_bronze(classified, topic), days)
-        finally:
-            classified.unpersist()
-        rejected = Counter({reason: n for (_, reason), n in tally.items() if reason is not None})
-        per_day = {
-            d: {
-                "raw_records": sum(n for (day, _), n in tally.items() if day == d),
-                "rejected_rows": sum(n for (day, reason), n in tally.items() if day == d and reason is not None),
-            }
-            for d in days
-        }
-        yield from daily_report(
-            context,
-            commit,
-            days,
-            [e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)],
-            {"raw_records": sum(tally.values()), "rejected_by_reason": MetadataValue.json(dict(rejected))},
-            per_day,
-        )
-
-    return bronze_asset
-
-
 QUARANTINE_COLUMNS = (
     "topic", "kafka_topic", "kafka_partition", "kafka_offset", "reject_reason", "parse_error", "value", "value_bytes",
     "event_date",
 )
 
 
-@table_asset(
-    QUARANTINE, checks=[RECONCILIATION], deps=[*[t.asset_key for t in RAW.values()], *[t.asset_key for t in BRONZE.values()]]
-)
-def quarantine(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:
-    """Raw records kept out of bronze: of the run's days, and those without a partition; reconciles raw with bronze."""
-    days = partition_dates(context)
-    rejected: list[DataFrame] = []
+@dataclass
+class Classified:
+    """One topic's raw rows of the run's days, each with its reject reason (None: kept), and their tally."""
+
+    topic: str
+    rows: DataFrame
+    tally: dict[tuple[date, str | None], int]
+
+    def rejected(self) -> DataFrame:
+        """The rows bronze does not keep, in quarantine's columns."""
+        return self.rows.where(F.col("reject_reason").isNotNull()).withColumn("topic", F.lit(self.topic)).select(*QUARANTINE_COLUMNS)
+
+    def day_figures(self, days: Sequence[date]) -> dict[date, dict[str, int]]:
+        """Per day: raw records read and rows rejected."""
+        return {
+            d: {
+                "raw_records": sum(n for (day, _), n in self.tally.items() if day == d),
+                "rejected_rows": sum(n for (day, reason), n in self.tally.items() if day == d and reason is not None),
+            }
+            for d in days
+        }
+
+
+def classify_days(warehouse: WarehouseResource, kafka: KafkaResource, topic: str, days: Sequence[date]) -> Classified:
+    """Classify (and cache) one topic's raw rows of the days, with one job for the tally."""
+    rows = classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).cache()
+    tally = {(r["event_date"], r["reject_reason"]): r["count"] for r in rows.groupBy("event_date", "reject_reason").count().collect()}
+    return Classified(topic, rows, tally)
+
+
+def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, part: Classified, days: Sequence[date]) -> Iterator[Event]:
+    """Write one topic's kept rows over its days; report them and each drop rule per day."""
+    table = BRONZE[part.topic]
+    outcomes = day_drop_outcomes(table, part.tally, days)
+    failing = {rule.name for rule, per_day in outcomes.items() for o in per_day.values() if not rule.check.passed(o)}
+    if failing:  # a sample of what each failing rule dropped on each day, in one job
+        samples = samples_by(part.rows.where(F.col("reject_reason").isin(sorted(failing))), ["event_date", "reject_reason"])
+        outcomes = day_drop_outcomes(table, part.tally, days, samples)
+    commit = warehouse.replace_days(table, to_bronze(part.rows, part.topic), days)
+    rejected = Counter({reason: n for (_, reason), n in part.tally.items() if reason is not None})
+    yield from daily_report(
+        context,
+        commit,
+        days,
+        [e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)],
+        {"raw_records": sum(part.tally.values()), "rejected_by_reason": MetadataValue.json(dict(rejected))},
+        part.day_figures(days),
+    )
+
+
+def write_quarantine(context: AssetExecutionContext, warehouse: WarehouseResource, parts: Sequence[Classified], days: Sequence[date]) -> Iterator[Event]:
+    """Write every topic's rejects of the days and the raw rows no partition processes; reconcile raw with bronze."""
+    undated = [
+        outside_partitions(warehouse.read(RAW[p.topic]).where(outside_partitions_predicate()))  # partition pruning: no day scan
+        .withColumn("topic", F.lit(p.topic)).withColumnRenamed("reason", "reject_reason").select(*QUARANTINE_COLUMNS)
+        for p in parts
+    ]
+    rows = reduce(DataFrame.unionByName, [*undated, *(p.rejected() for p in parts)])
+    commit = warehouse.replace_days(QUARANTINE, rows, days, outside_partitions_predicate())
     raw_counts: dict[tuple, int] = {}
     accounted: Counter = Counter()
-    for topic in TOPICS:
-        undated = warehouse.read(RAW[topic]).where(outside_partitions_predicate())  # partition pruning: no day scan
-        rejected.append(
-            outside_partitions(undated).withColumn("topic", F.lit(topic)).withColumnRenamed("reason", "reject_reason")
-            .select(*QUARANTINE_COLUMNS)
-        )
-        tagged = classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).withColumn("topic", F.lit(topic))
-        rejected.append(tagged.where(F.col("reject_reason").isNotNull()).select(*QUARANTINE_COLUMNS))
-        raw_counts |= {(d, topic): n for d, n in warehouse.day_rows(RAW[topic], days).items()}
-        accounted.update({(d, topic): n for d, n in warehouse.day_rows(BRONZE[topic], days).items()})
-    commit = warehouse.replace_days(QUARANTINE, reduce(DataFrame.unionByName, rejected), days, outside_partitions_predicate())
+    for p in parts:  # row counts from the Delta logs, no scan
+        raw_counts |= {(d, p.topic): n for d, n in warehouse.day_rows(RAW[p.topic], days).items()}
+        accounted.update({(d, p.topic): n for d, n in warehouse.day_rows(BRONZE[p.topic], days).items()})
     reasons: Counter = Counter()
     for row in warehouse.read(QUARANTINE, days).groupBy("event_date", "topic", "reject_reason").count().collect():
         accounted[(row["event_date"], row["topic"])] += row["count"]
@@ -99,4 +103,28 @@ def quarantine(context: AssetExecutionContext, kafka: KafkaResource, warehouse: 
     )
 
 
-bronze_assets = [*[build_bronze_asset(topic) for topic in TOPICS], quarantine]
+@tables_asset(
+    "bronze",
+    [table_spec(BRONZE[t], [RAW[t].asset_key]) for t in TOPICS] + [table_spec(QUARANTINE, [RAW[t].asset_key for t in TOPICS])],
+    checks=[*(rule.check for t in TOPICS for rule in expectations_for(BRONZE[t])), RECONCILIATION],
+)
+def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:
+    """Each selected topic's raw rows of the run's days, classified once: kept in bronze, rejected to quarantine."""
+    days = partition_dates(context)
+    selected = context.selected_asset_keys
+    with_quarantine = QUARANTINE.asset_key in selected  # quarantine needs every topic's rejects
+    topics = [t for t in TOPICS if with_quarantine or BRONZE[t].asset_key in selected]
+    parts: list[Classified] = []
+    try:
+        for topic in topics:
+            parts.append(classify_days(warehouse, kafka, topic, days))
+            if BRONZE[topic].asset_key in selected:
+                yield from write_bronze(context, warehouse, parts[-1], days)
+        if with_quarantine:
+            yield from write_quarantine(context, warehouse, parts, days)
+    finally:
+        for part in parts:
+            part.rows.unpersist()
+
+
+bronze_assets = [bronze]
