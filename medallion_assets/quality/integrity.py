@@ -86,27 +86,37 @@ def version_breaks(dim_users: DataFrame) -> Outcome:
 def fact_key_outcomes(
     fact: DataFrame, dims: Mapping[str, DataFrame], days: Sequence[date]
 ) -> tuple[dict[date, Outcome], dict[date, Outcome]]:
-    """Per day: fact rows with a null key, and fact rows whose key (per column) is missing from its dimension."""
+    """Per day: fact rows with a null key, and (row, key) pairs whose key is missing from its dimension."""
     keys = list(dims)
+    flagged = fact.select("date_part", *keys)
+    for key, dim in dims.items():
+        present = dim.select(F.col(key).alias(f"_in_{key}")).distinct()
+        flagged = flagged.join(F.broadcast(present), F.col(key) == F.col(f"_in_{key}"), "left")
     any_null = reduce(lambda a, b: a | b, [F.col(k).isNull() for k in keys])
-    null_rows = fact.where(any_null).select("date_part", *keys)
-    orphans = reduce(
-        DataFrame.unionByName,
-        [
-            fact.join(dim.select(key).distinct(), key, "left_anti").select(
-                "date_part", F.lit(key).alias("key"), F.col(key).cast("string").alias("value")
-            )
-            for key, dim in dims.items()
-        ],
-    )
-    totals = {r["date_part"]: r["count"] for r in fact.groupBy("date_part").count().collect()}
-    nulls = {r["date_part"]: r["count"] for r in null_rows.groupBy("date_part").count().collect()}
-    missing = {r["date_part"]: r["count"] for r in orphans.groupBy("date_part").count().collect()}
-    null_samples = samples_by(null_rows, ["date_part"]) if nulls else {}
-    orphan_samples = samples_by(orphans, ["date_part"]) if missing else {}
+    missing = reduce(lambda a, b: a + b, [F.col(f"_in_{k}").isNull().cast("int") for k in keys])
+    counts = {
+        r["date_part"]: r
+        for r in flagged.groupBy("date_part")
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum(any_null.cast("int")).alias("nulls"), F.sum(missing).alias("missing"))
+        .collect()
+    }
+    nulls = {d: int(r["nulls"]) for d, r in counts.items() if r["nulls"]}
+    orphans = {d: int(r["missing"]) for d, r in counts.items() if r["missing"]}
+    null_samples = samples_by(flagged.where(any_null).select("date_part", *keys), ["date_part"]) if nulls else {}
+    orphan_samples = {}
+    if orphans:  # one row per (row, missing key), as the sample shows it
+        orphan_rows = reduce(
+            DataFrame.unionByName,
+            [
+                flagged.where(F.col(f"_in_{k}").isNull()).select("date_part", F.lit(k).alias("key"), F.col(k).cast("string").alias("value"))
+                for k in keys
+            ],
+        )
+        orphan_samples = samples_by(orphan_rows, ["date_part"])
+    totals = {d: int(r["rows"]) for d, r in counts.items()}
     return (
         {d: Outcome(nulls.get(d, 0), totals.get(d, 0), null_samples.get((d,))) for d in days},
-        {d: Outcome(missing.get(d, 0), totals.get(d, 0), orphan_samples.get((d,))) for d in days},
+        {d: Outcome(orphans.get(d, 0), totals.get(d, 0), orphan_samples.get((d,))) for d in days},
     )
 
 

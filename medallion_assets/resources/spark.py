@@ -24,7 +24,7 @@ BASE_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
-    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
     "spark.databricks.delta.stats.collect.using.tableSchema": "false",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",

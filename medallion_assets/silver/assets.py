@@ -8,7 +8,6 @@ from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, M
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.keys import UNKNOWN
 from medallion_assets.orchestration.partitions import daily_partitions, days_of_run
 from medallion_assets.quality.checks import Check, Outcome, samples_by
 from medallion_assets.quality.expectations import expectations_for, first_violation, rule_outcomes
@@ -78,10 +77,16 @@ def invariants(table: Table, written: DataFrame) -> list[AssetCheckResult]:
 
 
 def publish(
-    warehouse: WarehouseResource, table: Table, rows: DataFrame, write: Callable[[DataFrame], Commit] | None = None
+    warehouse: WarehouseResource,
+    table: Table,
+    rows: DataFrame,
+    build: Callable[[DataFrame], DataFrame] = lambda kept: kept,
+    merge: Callable[[DataFrame], Commit] | None = None,
 ) -> Published:
-    """Apply the drop expectations to `rows`, write the kept ones (default: overwrite the table), evaluate its checks."""
+    """Apply the drop expectations to `rows`, then overwrite the table with `build(kept)` (or hand the kept
+    rows to `merge`), and evaluate the table's checks on what it now holds."""
     tagged = rows.withColumn("reject_reason", first_violation(expectations_for(table, "drop"))).cache()
+    written: DataFrame | None = None
     try:
         tally = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
         total = sum(tally.values())
@@ -92,12 +97,20 @@ def publish(
             else {}
         )
         kept = tagged.where(F.col("reject_reason").isNull()).drop("reject_reason")
-        commit = write(kept) if write else warehouse.overwrite(table, kept)
+        if merge is None:  # the checks read the cached rows the overwrite wrote, not a new snapshot
+            written = build(kept).cache()
+            commit = warehouse.overwrite(table, written)
+            checked = written
+        else:
+            commit = merge(kept)
+            checked = warehouse.read(table)
+        outcomes = rule_outcomes(table, checked, tally, samples)
+        checks = [rule.check.result(o) for rule, o in outcomes.items()] + invariants(table, checked)
     finally:
         tagged.unpersist()
-    written = warehouse.read(table)
-    outcomes = rule_outcomes(table, written, tally, samples)
-    return Published(commit, tally, [rule.check.result(o) for rule, o in outcomes.items()] + invariants(table, written))
+        if written is not None:
+            written.unpersist()
+    return Published(commit, tally, checks)
 
 
 @dimension_asset(DIM_USERS, *BRONZE.values())
@@ -113,13 +126,13 @@ def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -
     states, _ = well_formed(read_reference_csv(warehouse.session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
     days = days_of_run(context.run.tags)
     if days is None or not warehouse.exists(DIM_LOCATION):
-        write = lambda kept: warehouse.overwrite(DIM_LOCATION, build_dim_location(kept, states))  # noqa: E731
-        return publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS)), write).result(refresh="full")
+        build = lambda kept: build_dim_location(kept, states)  # noqa: E731
+        return publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS)), build).result(refresh="full")
     dim = warehouse.read(DIM_LOCATION)
-    write = lambda kept: warehouse.merge(  # noqa: E731
+    merge = lambda kept: warehouse.merge(  # noqa: E731
         DIM_LOCATION, location_upserts(kept, dim, states), KEY, "NOT (t.latitude <=> s.latitude AND t.longitude <=> s.longitude)"
     )
-    published = publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS, days)), write)
+    published = publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS, days)), merge=merge)
     return published.result(refresh="days", days=MetadataValue.json([d.isoformat() for d in days]))
 
 
@@ -133,7 +146,7 @@ def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
 def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     """Songs of songs.csv."""
     songs, malformed = _songs(warehouse)
-    published = publish(warehouse, DIM_SONGS, songs, lambda kept: warehouse.overwrite(DIM_SONGS, build_dim_songs(kept)))
+    published = publish(warehouse, DIM_SONGS, songs, build_dim_songs)
     kept_rows = published.tally.get(None, 0)
     kept_ids = songs.where(first_violation(expectations_for(DIM_SONGS, "drop")).isNull()).select("songId").distinct().count()
     counts = {
@@ -141,7 +154,7 @@ def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
         "malformed_csv_rows": malformed,
         "dropped_by_expectation": sum(n for reason, n in published.tally.items() if reason is not None),
         "repeated_song_ids": kept_rows - kept_ids,
-        "dim_songs_rows": warehouse.read(DIM_SONGS).where(F.col("songId") != UNKNOWN).count(),
+        "dim_songs_rows": published.commit.total_rows - 1,  # from the Delta log, less the unknown member
     }
     return published.result(SONGS_RECONCILIATION.result(songs_accounting(**counts), **counts), malformed_csv_rows=malformed)
 
@@ -150,8 +163,7 @@ def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
 def dim_artists(warehouse: WarehouseResource) -> MaterializeResult:
     """Artists of songs.csv, one per cleaned name."""
     songs, malformed = _songs(warehouse)
-    write = lambda kept: warehouse.overwrite(DIM_ARTISTS, build_dim_artists(kept))  # noqa: E731
-    return publish(warehouse, DIM_ARTISTS, artist_rows(songs), write).result(malformed_csv_rows=malformed)
+    return publish(warehouse, DIM_ARTISTS, artist_rows(songs), build_dim_artists).result(malformed_csv_rows=malformed)
 
 
 @dimension_asset(DIM_DATETIME)
