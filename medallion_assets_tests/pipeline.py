@@ -43,8 +43,8 @@ class LivePipeline:
         return cls(bootstrap, prefix, root, DagsterInstance.ephemeral())
 
     def sharing_topics(self, root: Path) -> LivePipeline:
-        """A second warehouse fed by the same topics (and recorded in the same instance)."""
-        return LivePipeline(self.bootstrap, self.prefix, root, self.instance)
+        """A second warehouse fed by the same topics, with its own run history."""
+        return LivePipeline(self.bootstrap, self.prefix, root, DagsterInstance.ephemeral())
 
     @property
     def resources(self) -> dict[str, Any]:

@@ -44,9 +44,9 @@ def test_demo_builds_every_table_and_each_day_reports_its_own_figures(kafka_boot
         (run,) = instance.get_runs()
         assert run.job_name == "medallion_job"  # named, so the propagation sensor and the UI know it
         daily = [a for a in all_assets if a.partitions_def is not None]
-        for asset in daily:
-            table = tables[asset.key]
-            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=asset.key), limit=100).records
+        for key in [key for asset in daily for key in asset.keys]:
+            table = tables[key]
+            records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=100).records
             materializations = [r.asset_materialization for r in records]
             assert len(materializations) == DAYS, table.path
             dataset = DeltaTable(str(tmp_path / "warehouse" / table.path)).to_pyarrow_dataset()

@@ -2,12 +2,13 @@
 
 from collections.abc import Callable, Iterator
 
-from dagster import AssetCheckEvaluation, AssetExecutionContext, AssetsDefinition, MaterializeResult
+from dagster import AssetCheckEvaluation, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
 from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
+from medallion_assets.orchestration.partitions import days_of_run
 from medallion_assets.quality.integrity import (
     FAN_OUT,
     KEYS_IN_DIMENSIONS,
@@ -18,7 +19,7 @@ from medallion_assets.quality.integrity import (
     fact_key_outcomes,
     total_mismatch,
 )
-from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.resources.warehouse import WarehouseResource, of_groups
 from medallion_assets.runtime import daily_report, partition_dates, table_asset
 from medallion_assets.tables import (
     ARTIST_POPULARITY,
@@ -91,12 +92,23 @@ def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame
 
 
 @table_asset(ARTIST_POPULARITY, checks=[STREAMS_MATCH_FACT[ARTIST_POPULARITY]], deps=[WIDE_FACT.asset_key])
-def artist_popularity_asset(warehouse: WarehouseResource) -> MaterializeResult:
-    """Streams, listeners, songs and active days per artist over all time."""
-    commit = warehouse.overwrite(ARTIST_POPULARITY, artist_popularity(warehouse.read(WIDE_FACT)))
+def artist_popularity_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Streams, listeners, songs and active days per artist over all time: the artists streamed on the
+    run's days recomputed from all their streams, or every artist."""
+    days = days_of_run(context.run.tags)
+    if days is None or not warehouse.exists(ARTIST_POPULARITY):
+        commit = warehouse.overwrite(ARTIST_POPULARITY, artist_popularity(warehouse.read(WIDE_FACT)))
+        refresh = {"refresh": "full"}
+    else:
+        touched = warehouse.read(WIDE_FACT, days).select("artistName")
+        rows = artist_popularity(of_groups(warehouse.read(WIDE_FACT), "artistName", touched))
+        commit = warehouse.replace_groups(ARTIST_POPULARITY, rows, "artistName", touched)
+        refresh = {"refresh": "days", "days": MetadataValue.json([d.isoformat() for d in days])}
     streams = warehouse.read(ARTIST_POPULARITY).agg(F.sum("total_streams")).collect()[0][0] or 0
     outcome = total_mismatch(warehouse.total_rows(FACT_STREAM), int(streams))
-    return MaterializeResult(metadata=commit.metadata(), check_results=[STREAMS_MATCH_FACT[ARTIST_POPULARITY].result(outcome)])
+    return MaterializeResult(
+        metadata={**commit.metadata(), **refresh}, check_results=[STREAMS_MATCH_FACT[ARTIST_POPULARITY].result(outcome)]
+    )
 
 
 gold_assets = [

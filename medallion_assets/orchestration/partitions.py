@@ -52,3 +52,8 @@ def days_of_run(tags: Mapping[str, str]) -> list[date] | None:
     if PARTITION_TAG in tags:
         return [date.fromisoformat(tags[PARTITION_TAG])]
     return None
+
+
+# Metadata naming the days a materialization asks raw_to_gold_sensor to rebuild below raw.
+EVENT_DATES = "event_dates"  # raw/<topic>: the days its records fall on
+STALE_FACT_DAYS = "stale_fact_days"  # silver/dim_users: days whose fact rows carry the key of a replaced version

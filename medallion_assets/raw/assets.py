@@ -12,6 +12,7 @@ from dagster import (
 )
 from pyspark.sql import functions as F
 
+from medallion_assets.orchestration.partitions import EVENT_DATES
 from medallion_assets.quality.checks import Outcome, sample
 from medallion_assets.quality.integrity import RECORDS_OUTSIDE_PARTITIONS
 from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets, spark_offsets
@@ -50,7 +51,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             else:  # an empty table, so downstream days of a silent topic are empty, not missing
                 commit = warehouse.append_once(table, parse_records(empty_records(warehouse.session), topic), f"raw/{physical}", 0)
             return MaterializeResult(
-                metadata={**commit.metadata(), **base, "event_dates": MetadataValue.json([])},
+                metadata={**commit.metadata(), **base, EVENT_DATES: MetadataValue.json([])},
                 check_results=[outside_check.result(Outcome(0, 0), by_reason=MetadataValue.json({}))],
             )
         starting, ending = spark_offsets(physical, ranges)
@@ -87,7 +88,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             metadata={
                 **commit.metadata(),
                 **base,
-                "event_dates": MetadataValue.json(sorted({str(r["event_date"]) for r in tally if r["event_date"]})),
+                EVENT_DATES: MetadataValue.json(sorted({str(r["event_date"]) for r in tally if r["event_date"]})),
                 "malformed_records": sum(r["count"] for r in tally if r["malformed"]),
                 "undated_records": sum(r["count"] for r in tally if r["event_date"] is None),
             },

@@ -82,6 +82,12 @@ class Commit:
         return {"dagster/partition_row_count": self.day_rows.get(day, 0)}
 
 
+def of_groups(df: DataFrame, group: str, touched: DataFrame) -> DataFrame:
+    """The rows of `df` whose `group` value (null included) is one of `touched`'s (broadcast)."""
+    groups = F.broadcast(touched.select(F.col(group).alias("_group")).distinct())
+    return df.join(groups, df[group].eqNullSafe(groups["_group"]), "left_semi")
+
+
 def column_schema(df: DataFrame) -> TableSchema:
     """Dagster column schema of a DataFrame."""
     return TableSchema(columns=[TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
@@ -250,24 +256,43 @@ class WarehouseResource(ConfigurableResource):
         )
         return self._commit(table, token, df)
 
-    def merge(self, table: Table, source: DataFrame, on: Sequence[str], update_when: str | None = None) -> Commit:
+    def merge(
+        self, table: Table, source: DataFrame, on: Sequence[str], update_when: str | None = None, delete_marker: str | None = None
+    ) -> Commit:
         """Upsert `source` by the key columns `on` (null-safe) with Delta SQL: insert new keys, update
-        matched rows (only those where `update_when` holds, a condition on t. and s.)."""
+        matched rows (only those where `update_when` holds, a condition on t. and s.), and delete the
+        matched rows whose boolean column `delete_marker` is true (those are never inserted)."""
         view = f"medallion_merge_{uuid.uuid4().hex}"
         token = self._token()
         matches = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in on)
-        matched = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET *" if update_when else "WHEN MATCHED THEN UPDATE SET *"
+        updated = f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET *" if update_when else "WHEN MATCHED THEN UPDATE SET *"
+        if delete_marker:
+            clauses = (f"WHEN MATCHED AND s.`{delete_marker}` THEN DELETE", updated, f"WHEN NOT MATCHED AND NOT s.`{delete_marker}` THEN INSERT *")
+        else:
+            clauses = (updated, "WHEN NOT MATCHED THEN INSERT *")
         source.createOrReplaceTempView(view)
         session = self.session
         session.conf.set(COMMIT_USER_METADATA, token)
         try:
-            session.sql(
-                f"MERGE INTO delta.`{self.uri(table)}` AS t USING {view} AS s ON {matches} {matched} WHEN NOT MATCHED THEN INSERT *"
-            )
+            session.sql(f"MERGE INTO delta.`{self.uri(table)}` AS t USING {view} AS s ON {matches} {' '.join(clauses)}")
         finally:
             session.conf.unset(COMMIT_USER_METADATA)
             session.catalog.dropTempView(view)
-        return self._commit(table, token, source)
+        return self._commit(table, token, source.drop(delete_marker) if delete_marker else source)
+
+    def stale_rows(self, table: Table, rows: DataFrame, group: str, touched: DataFrame) -> DataFrame:
+        """The table's rows of the `touched` groups whose key `rows` no longer holds."""
+        current = self.read(table)
+        in_touched = of_groups(current, group, touched)
+        keys = rows.select(*[F.col(k).alias(f"_key_{k}") for k in table.key])
+        return in_touched.join(keys, [in_touched[k].eqNullSafe(keys[f"_key_{k}"]) for k in table.key], "left_anti")
+
+    def replace_groups(self, table: Table, rows: DataFrame, group: str, touched: DataFrame) -> Commit:
+        """Make the table's rows of the `touched` groups (one column, `group`) exactly `rows`, in one MERGE
+        by the table's key: their `stale_rows` are deleted."""
+        stale = self.stale_rows(table, rows, group, touched)
+        source = rows.select(*stale.columns).withColumn("_stale", F.lit(False)).unionByName(stale.withColumn("_stale", F.lit(True)))
+        return self.merge(table, source, table.key, delete_marker="_stale")
 
     def unchanged(self, table: Table, days: Sequence[date] = ()) -> Commit:
         """What a step that wrote nothing reports: no commit, and the rows the table holds."""

@@ -1,14 +1,15 @@
 """Silver dimensions: users (SCD2), locations, songs, artists and hours."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.orchestration.partitions import daily_partitions, days_of_run
+from medallion_assets.orchestration.partitions import STALE_FACT_DAYS, daily_partitions, days_of_run
 from medallion_assets.quality.checks import Check, Outcome, samples_by
 from medallion_assets.quality.expectations import expectations_for, first_violation, rule_outcomes
 from medallion_assets.quality.integrity import (
@@ -22,12 +23,12 @@ from medallion_assets.quality.integrity import (
     version_breaks,
 )
 from medallion_assets.reference import read_reference_csv, well_formed
-from medallion_assets.resources.warehouse import Commit, WarehouseResource
+from medallion_assets.resources.warehouse import Commit, WarehouseResource, of_groups
 from medallion_assets.runtime import table_asset
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import KEY, build_dim_location, location_upserts, locations
-from medallion_assets.silver.dim_users import build_dim_users
+from medallion_assets.silver.dim_users import build_dim_users, days_in_versions
 from medallion_assets.silver.songs import artist_rows, build_dim_artists, build_dim_songs, song_rows
 from medallion_assets.tables import BRONZE, DIM_ARTISTS, DIM_DATETIME, DIM_LOCATION, DIM_SONGS, DIM_USERS, Table
 
@@ -114,10 +115,35 @@ def publish(
 
 
 @dimension_asset(DIM_USERS, *BRONZE.values())
-def dim_users(warehouse: WarehouseResource) -> MaterializeResult:
-    """SCD2 users from every bronze event type."""
-    bronze: Sequence[DataFrame] = [warehouse.read(BRONZE[t]) for t in TOPICS]
-    return publish(warehouse, DIM_USERS, build_dim_users(bronze)).result()
+def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """SCD2 users: those seen on the run's days re-derived from all their events, or all rebuilt.
+
+    Late data can split or move a version: the days whose fact rows carry a replaced version's key
+    are reported as `stale_fact_days`, and raw_to_gold_sensor rebuilds them.
+    """
+    days = days_of_run(context.run.tags)
+    if days is None or not warehouse.exists(DIM_USERS):
+        bronze = [warehouse.read(BRONZE[t]) for t in TOPICS]
+        return publish(warehouse, DIM_USERS, build_dim_users(bronze)).result(refresh="full")
+    seen = [warehouse.read(BRONZE[t], days).select("userId").where(F.col("userId").isNotNull()) for t in TOPICS]
+    touched = reduce(DataFrame.unionByName, seen).distinct().cache()
+    history = {t: of_groups(warehouse.read(BRONZE[t]), "userId", touched) for t in TOPICS}
+    versions = build_dim_users(list(history.values())).cache()
+    try:
+        replaced = warehouse.stale_rows(DIM_USERS, versions, "userId", touched)
+        stale = sorted(set(days_in_versions(history[LISTENS.name], replaced)) - set(days))
+        merge = lambda kept: warehouse.replace_groups(DIM_USERS, kept, "userId", touched)  # noqa: E731
+        published = publish(warehouse, DIM_USERS, versions, merge=merge)
+    finally:
+        touched.unpersist()
+        versions.unpersist()
+    if stale:
+        context.log.info(f"{len(stale)} day(s) hold listens keyed to replaced versions: {stale[0]} .. {stale[-1]}")
+    return published.result(
+        refresh="days",
+        days=MetadataValue.json([d.isoformat() for d in days]),
+        **{STALE_FACT_DAYS: MetadataValue.json([d.isoformat() for d in stale])},
+    )
 
 
 @dimension_asset(DIM_LOCATION, LISTENS)

@@ -86,3 +86,12 @@ def unknown_user(spark) -> DataFrame:
         F.lit(True).alias("current_row"),
     )
     return with_dates(row).select(*COLUMNS)
+
+
+def days_in_versions(listens: DataFrame, versions: DataFrame) -> list:
+    """Days of the listens that fall inside one of the versions (their fact rows carry its userKey)."""
+    spans = versions.select(
+        F.col("userId").alias("_user"), F.col("row_activation_ts").alias("_from"), F.col("row_expiration_ts").alias("_to")
+    )
+    inside = (F.col("userId") == F.col("_user")) & (F.col("event_timestamp") >= F.col("_from")) & (F.col("event_timestamp") < F.col("_to"))
+    return [row["event_date"] for row in listens.join(spans, inside).select("event_date").distinct().collect()]

@@ -1,7 +1,9 @@
 """raw_to_gold_sensor: after ingestion, rebuild bronze, silver and gold for the days that got records.
 
-A raw materialization reports the days its records fall on (metadata `event_dates`). A day D
-reported by a raw materialization with storage id S is already covered when every daily
+A raw materialization reports the days its records fall on (metadata `event_dates`); a dim_users
+materialization reports the days whose fact rows still carry the key of a user version it replaced
+(metadata `stale_fact_days`: late data split or moved that version). A day D reported by a
+materialization with storage id S is already covered when every daily
 partitioned asset below raw has a materialization of partition D with a storage id above S:
 some later run rebuilt that day from a raw that held those records, whatever launched it (this
 sensor, medallion_job, the daily schedule, `dagster asset materialize`). Covered days are not
@@ -32,10 +34,17 @@ from dagster import (
 )
 
 from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, downstream_job
-from medallion_assets.orchestration.partitions import contiguous_ranges, partition_bounds, range_tags
-from medallion_assets.tables import RAW
+from medallion_assets.orchestration.partitions import (
+    EVENT_DATES,
+    STALE_FACT_DAYS,
+    contiguous_ranges,
+    partition_bounds,
+    range_tags,
+)
+from medallion_assets.tables import DIM_USERS, RAW
 
-RAW_KEYS = [table.asset_key for table in RAW.values()]
+# The materializations that name days to rebuild, and the metadata entry that names them.
+DAYS_REPORTED_BY = {**{table.asset_key: EVENT_DATES for table in RAW.values()}, DIM_USERS.asset_key: STALE_FACT_DAYS}
 FETCH_LIMIT = 200
 TRIGGER_TAG = {"medallion/trigger": "raw_to_gold_sensor"}
 
@@ -51,11 +60,11 @@ class Pending:
     waiting_for: str | None = None
 
 
-def new_raw_materializations(instance: DagsterInstance, after: int | None) -> list[EventLogRecord]:
-    """Raw materializations after the cursor, in storage order, none past one a later page could hide."""
+def new_reporting_materializations(instance: DagsterInstance, after: int | None) -> list[EventLogRecord]:
+    """Materializations of raw (and dim_users) after the cursor, in storage order, none past one a later page could hide."""
     records: list[EventLogRecord] = []
     bound = None
-    for key in RAW_KEYS:
+    for key in DAYS_REPORTED_BY:
         page = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=FETCH_LIMIT, ascending=True
         )
@@ -67,9 +76,10 @@ def new_raw_materializations(instance: DagsterInstance, after: int | None) -> li
 
 
 def reported_days(record: EventLogRecord) -> set[date]:
-    """Days a raw materialization says its records fall on."""
+    """Days a materialization asks to rebuild below raw: those its records fall on, or its stale fact days."""
     materialization = record.asset_materialization
-    entry = materialization.metadata.get("event_dates") if materialization else None
+    name = DAYS_REPORTED_BY.get(materialization.asset_key) if materialization else None
+    entry = materialization.metadata.get(name) if materialization and name else None
     return {date.fromisoformat(day) for day in (entry.value if entry is not None else None) or []}
 
 
@@ -80,7 +90,7 @@ def collect(instance: DagsterInstance, after: int | None) -> Pending:
     days: dict[date, int] = {}
     cursor = after
     waiting_for = None
-    for record in new_raw_materializations(instance, after):
+    for record in new_reporting_materializations(instance, after):
         run_id = record.event_log_entry.run_id
         if run_id not in runs:
             runs[run_id] = instance.get_run_by_id(run_id)
