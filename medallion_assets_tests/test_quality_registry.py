@@ -7,14 +7,15 @@ from datetime import date
 import pyarrow as pa
 import pytest
 from dagster import AssetCheckSeverity
+from delta.exceptions import ProtocolChangedException
 from deltalake import write_deltalake
 
 from medallion_assets.definitions import all_assets
 from medallion_assets.quality.checks import Check, Outcome
 from medallion_assets.quality.expectations import DEFAULT_DROP_TOLERANCE, EXPECTATIONS, expectations_for
 from medallion_assets.quality.integrity import count_mismatch, songs_accounting, total_mismatch
-from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.tables import ALL_TABLES, BRONZE, FACT_STREAM, RAW
+from medallion_assets.resources.warehouse import WarehouseResource, retry_on_conflict
+from medallion_assets.tables import ALL_TABLES, BRONZE, DIM_USERS, FACT_STREAM, RAW
 
 pytestmark = pytest.mark.fast
 D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
@@ -87,3 +88,25 @@ def test_row_counts_come_from_the_delta_log(tmp_path):
     assert unchanged.day_metadata(D1) == {"dagster/partition_row_count": 3}
     assert unchanged.day_metadata(D3) == {"dagster/partition_row_count": 0}
     assert warehouse.day_rows(RAW["listen_events"], [D1]) == {D1: 0}  # a table never written holds nothing
+
+
+@pytest.mark.fast
+def test_a_write_that_meets_a_concurrent_commit_is_tried_again(monkeypatch):
+    monkeypatch.setattr("medallion_assets.resources.warehouse.time.sleep", lambda _: None)
+    calls = []
+
+    def write():  # the first attempt loses the race to create the table, as two runs do
+        calls.append(1)
+        if len(calls) == 1:
+            raise ProtocolChangedException(message="concurrent create")
+
+    retry_on_conflict(DIM_USERS, write)
+    assert len(calls) == 2
+
+    def broken():
+        calls.append(1)
+        raise ValueError("not a conflict")
+
+    with pytest.raises(ValueError):
+        retry_on_conflict(DIM_USERS, broken)
+    assert len(calls) == 3  # other errors are not retried

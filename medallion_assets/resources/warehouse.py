@@ -8,8 +8,10 @@ Row counts come from the Delta log's file statistics (delta-rs), not from a scan
 from __future__ import annotations
 
 import os
+import random
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,7 +19,17 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataValue, TableColumn, TableSchema
+from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataValue, TableColumn, TableSchema, get_dagster_logger
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
@@ -30,6 +42,18 @@ from medallion_assets.tables import Table
 HISTORY_DEPTH = 50
 # SQL commands (MERGE) take the commit's user metadata from the session.
 COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# Delta's optimistic-concurrency conflicts, and how often a write is tried when it meets one.
+CONFLICTS = (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
+WRITE_ATTEMPTS = 4
 
 
 class MissingUpstreamTableError(RuntimeError):
@@ -80,6 +104,24 @@ class Commit:
     def day_metadata(self, day: date) -> dict[str, Any]:
         """Metadata of one day partition: that day's own row count."""
         return {"dagster/partition_row_count": self.day_rows.get(day, 0)}
+
+
+def retry_on_conflict(table: Table, write: Callable[[], Any]) -> None:
+    """Run a write; when a concurrent writer's commit conflicts with it (two runs creating or merging
+    into one table), wait a little and run it again. Every write here is idempotent: it replaces days,
+    a whole table or merged keys, or appends under a Delta transaction id."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            write()
+            return
+        except CONFLICTS as conflict:
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            wait_s = random.uniform(1, 2**attempt)
+            get_dagster_logger().warning(
+                f"{table.path}: a concurrent commit conflicted ({type(conflict).__name__}); attempt {attempt + 1} in {wait_s:.1f} s"
+            )
+            time.sleep(wait_s)
 
 
 def of_groups(df: DataFrame, group: str, touched: DataFrame) -> DataFrame:
@@ -219,41 +261,36 @@ class WarehouseResource(ConfigurableResource):
         column = self._day_column(table)
         predicate = in_days(column, days) + (f" OR {also_where}" if also_where else "")
         token = self._token()
-        (
+        writer = (
             df.repartition(column)  # one file per day and write, not one per shuffle partition
             .write.format("delta")
             .mode("overwrite")
             .partitionBy(column)
             .option("replaceWhere", predicate)
             .option("userMetadata", token)
-            .save(self.uri(table))
         )
+        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
         return self._commit(table, token, df, days)
 
     def overwrite(self, table: Table, df: DataFrame) -> Commit:
         """Replace the whole table in one atomic commit."""
         token = self._token()
-        (
-            df.write.format("delta")
-            .mode("overwrite")
-            .option("overwriteSchema", "true")
-            .option("userMetadata", token)
-            .save(self.uri(table))
-        )
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").option("userMetadata", token)
+        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
         return self._commit(table, token, df)
 
     def append_once(self, table: Table, df: DataFrame, app_id: str, version: int) -> Commit:
         """Append in one commit; Delta skips a repeat of the same (app_id, version) transaction."""
         token = self._token()
-        (
+        writer = (
             df.write.format("delta")
             .mode("append")
             .partitionBy(self._day_column(table))
             .option("txnAppId", app_id)
             .option("txnVersion", version)
             .option("userMetadata", token)
-            .save(self.uri(table))
         )
+        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
         return self._commit(table, token, df)
 
     def merge(
@@ -274,7 +311,8 @@ class WarehouseResource(ConfigurableResource):
         session = self.session
         session.conf.set(COMMIT_USER_METADATA, token)
         try:
-            session.sql(f"MERGE INTO delta.`{self.uri(table)}` AS t USING {view} AS s ON {matches} {' '.join(clauses)}")
+            statement = f"MERGE INTO delta.`{self.uri(table)}` AS t USING {view} AS s ON {matches} {' '.join(clauses)}"
+            retry_on_conflict(table, lambda: session.sql(statement))
         finally:
             session.conf.unset(COMMIT_USER_METADATA)
             session.catalog.dropTempView(view)
