@@ -20,16 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataValue, TableColumn, TableSchema, get_dagster_logger
-from delta.exceptions import (
-    ConcurrentAppendException,
-    ConcurrentDeleteDeleteException,
-    ConcurrentDeleteReadException,
-    ConcurrentTransactionException,
-    ConcurrentWriteException,
-    DeltaConcurrentModificationException,
-    MetadataChangedException,
-    ProtocolChangedException,
-)
+from delta import exceptions as delta_exceptions
 from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
@@ -42,17 +33,9 @@ from medallion_assets.tables import Table
 HISTORY_DEPTH = 50
 # SQL commands (MERGE) take the commit's user metadata from the session.
 COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-# Delta's optimistic-concurrency conflicts, and how often a write is tried when it meets one.
-CONFLICTS = (
-    ConcurrentAppendException,
-    ConcurrentDeleteDeleteException,
-    ConcurrentDeleteReadException,
-    ConcurrentTransactionException,
-    ConcurrentWriteException,
-    DeltaConcurrentModificationException,
-    MetadataChangedException,
-    ProtocolChangedException,
-)
+# Delta's optimistic-concurrency conflicts (every exception delta.exceptions declares), and how
+# often a write is tried when it meets one.
+CONFLICTS = tuple(getattr(delta_exceptions, name) for name in delta_exceptions.__all__)
 WRITE_ATTEMPTS = 4
 
 
