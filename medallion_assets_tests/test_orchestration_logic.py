@@ -44,6 +44,7 @@ from medallion_assets.orchestration.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITIONS_START_DATE,
+    STALE_FACT_DAYS,
     contiguous_ranges,
     daily_partitions,
     partition_bounds,
@@ -54,7 +55,7 @@ from medallion_assets.orchestration.sensors.raw_to_gold import daily_assets_belo
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import days_run
-from medallion_assets.tables import ALL_TABLES, RAW
+from medallion_assets.tables import ALL_TABLES, DIM_USERS, RAW
 
 pytestmark = pytest.mark.fast
 
@@ -282,6 +283,18 @@ def test_a_day_every_daily_asset_rebuilt_after_raw_is_not_requested_again():
     assert covered.run_requests == []
     assert covered.skip_message == "1 raw materialization(s) brought no day to rebuild (3 day(s) already rebuilt by a later run)"
     assert covered.cursor == str(raw_storage_ids(instance)[-1])  # consumed, not held back
+
+
+def test_days_whose_facts_carry_a_replaced_user_version_are_rebuilt():
+    instance = DagsterInstance.ephemeral()
+    report_raw(instance, [D3])
+    report_rebuilt(instance, D3)
+    stale = MetadataValue.json([D1.isoformat(), D2.isoformat()])  # a late event moved a version used on D1 and D2
+    instance.report_runless_asset_event(AssetMaterialization(DIM_USERS.asset_key, metadata={STALE_FACT_DAYS: stale}))
+    assert ranges(tick(instance)) == [(D1, D2)]
+    report_rebuilt(instance, D1)
+    report_rebuilt(instance, D2)
+    assert tick(instance).run_requests == []  # rebuilt after dim_users reported them
 
 
 def test_a_rebuild_older_than_the_raw_records_does_not_cover_them():
