@@ -11,7 +11,7 @@ setup(
         "dagster-webserver==1.13.27",
         "dagster-pyspark==0.29.27",
         "dagster-deltalake==0.29.27",
-        "pyspark==4.2.0",
+        "pyspark[connect]==4.2.0",  # [connect]: the Spark Connect client (SPARK_REMOTE)
         "delta-spark==4.4.0",
         "deltalake==1.6.6",
         "confluent-kafka==2.16.1",

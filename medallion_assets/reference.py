@@ -9,6 +9,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from medallion_assets.schemas import ddl
+
 CORRUPT = "_corrupt_record"
 
 
@@ -26,7 +28,7 @@ def read_reference_csv(spark: SparkSession, uri: str, columns: Sequence[str]) ->
         raise ReferenceDataError(f"Reference file {uri} lacks columns {missing} (found {header}).")
     schema = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
     return (
-        spark.read.schema(schema)
+        spark.read.schema(ddl(schema))
         .option("header", "true")
         .option("escape", '"')
         .option("multiLine", "true")

@@ -72,6 +72,13 @@ def event_fields(topic: str) -> dict[str, DataType]:
     return {**COMMON_EVENT_FIELDS, **TOPIC_EXTRA_FIELDS[topic]}
 
 
+def ddl(schema: StructType) -> str:
+    """A schema as DDL text. Over Spark Connect a StringType object reaches the server with an
+    explicit collation that Delta then records as `string collate UTF8_BINARY`, which delta-rs,
+    Polars and DuckDB cannot read; a type named in text stays plain `string`."""
+    return ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields)
+
+
 def wire_schema(topic: str) -> StructType:
     """JSON read schema for a topic: every field as text, plus the corrupt-record column."""
     fields = [StructField(name, StringType()) for name in event_fields(topic)]

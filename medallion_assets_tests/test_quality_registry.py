@@ -9,6 +9,7 @@ import pytest
 from dagster import AssetCheckSeverity
 from delta.exceptions import ProtocolChangedException
 from deltalake import write_deltalake
+from pyspark.errors.exceptions.connect import UnknownException
 
 from medallion_assets.definitions import all_assets
 from medallion_assets.quality.checks import Check, Outcome
@@ -103,10 +104,19 @@ def test_a_write_that_meets_a_concurrent_commit_is_tried_again(monkeypatch):
     retry_on_conflict(DIM_USERS, write)
     assert len(calls) == 2
 
+    def over_connect():  # the same conflict as a Spark Connect server reports it
+        calls.append(1)
+        if len(calls) == 3:
+            raise UnknownException("[DELTA_PROTOCOL_CHANGED] concurrent create", reason="io.delta.exceptions.ProtocolChangedException")
+
+    retry_on_conflict(DIM_USERS, over_connect)
+    assert len(calls) == 4
+    del calls[:]
+
     def broken():
         calls.append(1)
         raise ValueError("not a conflict")
 
     with pytest.raises(ValueError):
         retry_on_conflict(DIM_USERS, broken)
-    assert len(calls) == 3  # other errors are not retried
+    assert len(calls) == 1  # other errors are not retried

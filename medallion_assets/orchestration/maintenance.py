@@ -3,7 +3,6 @@
 from typing import Any
 
 from dagster import AssetObservation, Config, MetadataValue, OpExecutionContext, Output, job, op
-from delta.tables import DeltaTable
 from pydantic import Field
 from pyspark.sql import SparkSession
 
@@ -44,18 +43,19 @@ def _metric(metrics: Any, name: str) -> int:
     return int(value or 0)
 
 
-def maintain_table(session: SparkSession, uri: str, retention_hours: float) -> dict[str, Any]:
-    """Compact the table's small files, then vacuum files older than the retention; the counts."""
-    table = DeltaTable.forPath(session, uri)
-    files_before = table.detail().collect()[0]["numFiles"]
-    compaction = table.optimize().executeCompaction().collect()
+def maintain_table(session: SparkSession, name: str, retention_hours: float) -> dict[str, Any]:
+    """Compact the table's small files, then vacuum files older than the retention; the counts.
+
+    Delta SQL only (no DeltaTable API), so it runs over Spark Connect too.
+    """
+    files_before = session.sql(f"DESCRIBE DETAIL {name}").collect()[0]["numFiles"]
+    compaction = session.sql(f"OPTIMIZE {name}").collect()
     metrics = compaction[0]["metrics"] if compaction else None
-    table.vacuum(retention_hours)
-    vacuum_end = (
-        table.history(5).where("operation = 'VACUUM END'").orderBy("version", ascending=False).limit(1).collect()
-    )
+    session.sql(f"VACUUM {name} RETAIN {retention_hours:g} HOURS").collect()
+    history = session.sql(f"DESCRIBE HISTORY {name} LIMIT 5")
+    vacuum_end = history.where("operation = 'VACUUM END'").orderBy("version", ascending=False).limit(1).collect()
     vacuum_metrics = (vacuum_end[0]["operationMetrics"] or {}) if vacuum_end else {}
-    detail = DeltaTable.forPath(session, uri).detail().collect()[0]
+    detail = session.sql(f"DESCRIBE DETAIL {name}").collect()[0]
     return {
         "files_before": int(files_before),
         "files_after": int(detail["numFiles"]),
@@ -92,11 +92,11 @@ def optimize_and_vacuum(
     try:
         for table in tables:
             uri = warehouse.uri(table)
-            if not DeltaTable.isDeltaTable(session, uri):
+            if not warehouse.exists(table):
                 context.log.info(f"{table.path}: no Delta table at {uri} yet, skipped")
                 continue
             try:
-                counts = maintain_table(session, uri, config.retention_hours)
+                counts = maintain_table(session, warehouse.sql_name(table), config.retention_hours)
             except Exception as error:  # one table's conflict must not stop the others' maintenance
                 failures[table.path] = f"{type(error).__name__}: {error}"
                 context.log.error(f"{table.path}: maintenance failed: {error}")

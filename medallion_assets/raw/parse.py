@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from medallion_assets.orchestration.partitions import partition_bounds
-from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, event_fields, wire_schema
+from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, ddl, event_fields, wire_schema
 
 # Epoch-millisecond bounds that convert to a timestamp without overflow (years 1..9999).
 MIN_EPOCH_MS = -62135596800000
@@ -45,20 +45,20 @@ def _wrong_type(name: str, text: Column, typed: Column, is_text: bool) -> Column
 def parse_records(records: DataFrame, topic: str) -> DataFrame:
     """One raw row per Kafka record (topic, partition, offset, timestamp, key, value bytes)."""
     fields = event_fields(topic)
-    text = F.col("value").cast(StringType())
+    text = F.col("value").cast("string")  # types by name: see schemas.ddl
     parsed = records.select(
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        F.make_valid_utf8(F.col("key").cast(StringType())).alias("kafka_key"),
+        F.make_valid_utf8(F.col("key").cast("string")).alias("kafka_key"),
         F.make_valid_utf8(text).alias("value"),
         F.when(~F.is_valid_utf8(text), F.col("value")).alias("value_bytes"),
         F.is_valid_utf8(text).alias("_utf8"),
-        F.from_json(text, wire_schema(topic), {"mode": "PERMISSIVE", "allowSingleQuotes": "false"}).alias("_json"),
+        F.from_json(text, ddl(wire_schema(topic)), {"mode": "PERMISSIVE", "allowSingleQuotes": "false"}).alias("_json"),
     )
     readable = F.col("_utf8") & F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNull()
-    typed = {name: F.when(readable, F.col(f"_json.{name}").try_cast(dtype)) for name, dtype in fields.items()}
+    typed = {name: F.when(readable, F.col(f"_json.{name}").try_cast(dtype.simpleString())) for name, dtype in fields.items()}
     wrong = [
         _wrong_type(name, F.col(f"_json.{name}"), typed[name], isinstance(dtype, StringType))
         for name, dtype in fields.items()

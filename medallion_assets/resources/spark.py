@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 import pyspark
 from dagster import ConfigurableResource, EnvVar
-from delta import configure_spark_with_delta_pip
 from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
 from medallion_assets.paths import REPO_ROOT
 
-KAFKA_SOURCE_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}"
+# The JVM packages every Spark here needs (a local session, a Connect server): Delta and the Kafka source.
+SPARK_PACKAGES = (
+    f"io.delta:delta-spark_2.13:{version('delta-spark')}",
+    f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}",
+)
 
 BASE_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -31,6 +35,18 @@ BASE_CONF: dict[str, str] = {
 }
 
 
+def spark_conf(shuffle_partitions: int = 4, ivy_dir: str | None = None, extra_conf: dict[str, str] | None = None) -> dict[str, str]:
+    """The Spark conf of every session here, local or a Connect server's."""
+    return {
+        **BASE_CONF,
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.default.parallelism": str(shuffle_partitions),
+        "spark.jars.packages": ",".join(SPARK_PACKAGES),
+        "spark.jars.ivy": ivy_dir or str(REPO_ROOT / ".cache" / "ivy"),
+        **(extra_conf or {}),
+    }
+
+
 def build_session(
     master: str = "local[*]",
     remote: str | None = None,
@@ -39,28 +55,25 @@ def build_session(
     ivy_dir: str | None = None,
     extra_conf: dict[str, str] | None = None,
 ) -> SparkSession:
-    """Return the process-wide SparkSession, creating it with Delta and Kafka support if needed."""
+    """Return the process-wide SparkSession, creating it with Delta and Kafka support if needed.
+
+    With `remote` (sc://...) it is a Spark Connect client: the server holds Delta and the Kafka
+    source, and only the session's SQL settings apply (the server ignores static ones).
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    builder = SparkSession.builder.appName("medallion_assets")
+    conf = spark_conf(shuffle_partitions, ivy_dir, extra_conf)
     if remote:
-        builder = builder.remote(remote)
+        builder = SparkSession.builder.remote(remote)
+        conf = {k: v for k, v in conf.items() if k.startswith(("spark.sql.", "spark.databricks.delta."))}
+        conf.pop("spark.sql.extensions")
+        conf.pop("spark.sql.catalog.spark_catalog")
     else:
-        builder = builder.master(master)
-    conf = {
-        **BASE_CONF,
-        "spark.sql.shuffle.partitions": str(shuffle_partitions),
-        "spark.default.parallelism": str(shuffle_partitions),
-        "spark.driver.memory": driver_memory,
-        "spark.jars.ivy": ivy_dir or str(REPO_ROOT / ".cache" / "ivy"),
-        **(extra_conf or {}),
-    }
+        builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    if not remote:
-        builder = configure_spark_with_delta_pip(builder, extra_packages=[KAFKA_SOURCE_PACKAGE])
-    session = builder.getOrCreate()
+    session = builder.appName("medallion_assets").getOrCreate()
     if not remote:
         session.sparkContext.setLogLevel("WARN")
     return session

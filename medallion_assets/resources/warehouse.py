@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataV
 from delta import exceptions as delta_exceptions
 from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
+from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -36,6 +38,8 @@ COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 # Delta's optimistic-concurrency conflicts (every exception delta.exceptions declares), and how
 # often a write is tried when it meets one.
 CONFLICTS = tuple(getattr(delta_exceptions, name) for name in delta_exceptions.__all__)
+# Over Spark Connect the same conflicts arrive as errors that name their Java class first.
+CONFLICT_JAVA_CLASSES = frozenset(f"io.delta.exceptions.{name}" for name in delta_exceptions.__all__)
 WRITE_ATTEMPTS = 4
 
 
@@ -89,6 +93,14 @@ class Commit:
         return {"dagster/partition_row_count": self.day_rows.get(day, 0)}
 
 
+def is_conflict(error: Exception) -> bool:
+    """Whether an error is a Delta optimistic-concurrency conflict, raised in this process or by a Connect server."""
+    if isinstance(error, CONFLICTS):
+        return True
+    java_class = re.match(r"\(([\w.$]+)\)", str(error)) if isinstance(error, SparkConnectGrpcException) else None
+    return java_class is not None and java_class.group(1) in CONFLICT_JAVA_CLASSES
+
+
 def retry_on_conflict(table: Table, write: Callable[[], Any]) -> None:
     """Run a write; when a concurrent writer's commit conflicts with it (two runs creating or merging
     into one table), wait a little and run it again. Every write here is idempotent: it replaces days,
@@ -97,8 +109,8 @@ def retry_on_conflict(table: Table, write: Callable[[], Any]) -> None:
         try:
             write()
             return
-        except CONFLICTS as conflict:
-            if attempt == WRITE_ATTEMPTS:
+        except Exception as conflict:
+            if attempt == WRITE_ATTEMPTS or not is_conflict(conflict):
                 raise
             wait_s = random.uniform(1, 2**attempt)
             get_dagster_logger().warning(
@@ -141,6 +153,10 @@ class WarehouseResource(ConfigurableResource):
     def uri(self, table: Table) -> str:
         """Location of one table: <root>/<layer>/<name>."""
         return f"{self.root_uri.rstrip('/')}/{table.path}"
+
+    def sql_name(self, table: Table) -> str:
+        """The table's name in Delta SQL (delta.`<location>`)."""
+        return f"delta.`{self.uri(table)}`"
 
     @property
     def songs_uri(self) -> str:
@@ -294,7 +310,7 @@ class WarehouseResource(ConfigurableResource):
         session = self.session
         session.conf.set(COMMIT_USER_METADATA, token)
         try:
-            statement = f"MERGE INTO delta.`{self.uri(table)}` AS t USING {view} AS s ON {matches} {' '.join(clauses)}"
+            statement = f"MERGE INTO {self.sql_name(table)} AS t USING {view} AS s ON {matches} {' '.join(clauses)}"
             retry_on_conflict(table, lambda: session.sql(statement))
         finally:
             session.conf.unset(COMMIT_USER_METADATA)
