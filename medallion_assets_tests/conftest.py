@@ -7,8 +7,9 @@ import pytest
 from medallion_assets.paths import REPO_ROOT
 
 KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
-# Fixtures that start a JVM (Spark) or a broker; a test marked `fast` must use neither.
-JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap"})
+SPARK_CONNECT_TEST_HOME = REPO_ROOT / ".cache" / "spark-connect-test"
+# Fixtures that start a JVM (Spark, a Spark Connect server) or a broker; a test marked `fast` must use none.
+JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote"})
 
 
 def _fast_only(config: pytest.Config) -> bool:
@@ -52,3 +53,15 @@ def spark(request):
     session = build_session(shuffle_partitions=2, driver_memory="3g")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_remote(request):
+    """SPARK_REMOTE of a Spark Connect server shared by the test session (a warm Spark for the
+    tests that run the pipeline in other processes: the CLI, the daemon)."""
+    _refuse_in_fast_run(request, "the Spark Connect server")
+    from medallion_assets.dev.spark_connect import Server, down, up
+
+    server = Server(SPARK_CONNECT_TEST_HOME, int(os.environ.get("MEDALLION_TEST_CONNECT_PORT", "15012")))
+    yield up(server)
+    down(server)
