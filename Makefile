@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum setup.py | cut -c1-8)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast bench kafka-up kafka-down dev clean
+.PHONY: setup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -35,7 +35,19 @@ kafka-up: setup
 kafka-down: setup
 	$(PYTHON) -m medallion_assets.dev.kafka_local down
 
+connect-up: setup
+	$(PYTHON) -m medallion_assets.dev.spark_connect up
+
+connect-down: setup
+	$(PYTHON) -m medallion_assets.dev.spark_connect down
+
+# Runs reach one warm Spark Connect server instead of each starting a JVM, unless SPARK_REMOTE or
+# SPARK_MASTER already names the Spark to use. The broker and the server stay up afterwards
+# (kafka-down, connect-down stop them).
 dev: setup kafka-up
+	if [ -z "$$SPARK_REMOTE$$SPARK_MASTER" ]; then \
+		server=$$($(PYTHON) -m medallion_assets.dev.spark_connect up) || exit 1; eval "$$server"; export SPARK_REMOTE; \
+	fi; \
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 clean:

@@ -21,10 +21,10 @@ LISTENS = BRONZE["listen_events"]
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 
-def test_every_asset_for_30_days_is_one_cli_run_on_one_jvm(kafka_bootstrap, tmp_path):
+def test_every_asset_for_30_days_is_one_cli_run_on_one_jvm(kafka_bootstrap, spark_remote, tmp_path):
     pipeline = LivePipeline.create(kafka_bootstrap, tmp_path / "warehouse")
     pipeline.produce(list(generate(GeneratorConfig(users=3, days=DAYS, start_date=FIRST, seed=3))))
-    env = pipeline.cli_env(tmp_path / "home")
+    env = {**pipeline.cli_env(tmp_path / "home"), "SPARK_REMOTE": spark_remote}  # the warm server `make dev` uses
     last = FIRST + timedelta(days=DAYS - 1)
     command = [
         str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", "*",

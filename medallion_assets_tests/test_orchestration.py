@@ -103,7 +103,7 @@ def live(kafka_bootstrap, spark, tmp_path, monkeypatch) -> Iterator[Live]:
         yield Live(prefix, tmp_path / "warehouse", instance)
 
 
-def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live, kafka_bootstrap, spark):
+def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live, kafka_bootstrap, spark, spark_remote):
     prefix, root, instance = live.prefix, live.root, live.instance
     listens = [
         event(f"{D1}T08:00:00", user="1", item=1),
@@ -124,12 +124,13 @@ def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live
     assert [r.run_key for r in tick(instance).run_requests] == keys  # a replayed tick: same keys
     assert tick(instance, first.cursor).run_requests == []
 
-    # The first range, launched from the CLI (configured by the environment set above): one run,
-    # one Spark application, exactly its days.
+    # The first range, launched from the CLI (configured by the environment set above, on the warm
+    # Spark Connect server `make dev` uses): one run, one Spark application, exactly its days.
     runs_before = {r.run_id for r in instance.get_runs()}
     command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", "not group:raw",
                "--partition-range", f"{D1}...{D2}"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "SPARK_REMOTE": spark_remote}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     new_runs = [r for r in instance.get_runs() if r.run_id not in runs_before]
     assert len(new_runs) == 1 and new_runs[0].status == DagsterRunStatus.SUCCESS
@@ -233,7 +234,7 @@ def webserver_answers(port: int) -> bool:
 @pytest.mark.live
 @pytest.mark.skipif(SKIP_LIVE, reason="MEDALLION_SKIP_LIVE_TESTS=1")
 @pytest.mark.timeout(1200)
-def test_the_daemon_ingests_and_propagates_to_gold(kafka_bootstrap, tmp_path):
+def test_the_daemon_ingests_and_propagates_to_gold(kafka_bootstrap, spark_remote, tmp_path):
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     create_topics(kafka_bootstrap, [prefix + t for t in TOPICS], partitions=2)
     # three listens of a new day and one of an old day inside the partitions (late data), in one batch
@@ -248,6 +249,7 @@ def test_the_daemon_ingests_and_propagates_to_gold(kafka_bootstrap, tmp_path):
         "MEDALLION_WAREHOUSE": str(root),
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MEDALLION_TOPIC_PREFIX": prefix,
+        "SPARK_REMOTE": spark_remote,  # as `make dev` runs it: every run a client of one warm Spark
     }
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -34,6 +34,7 @@ from dagster import (
 from medallion_assets.definitions import all_assets, defs
 from medallion_assets.orchestration.jobs import (
     NOT_FINISHED_STATUSES,
+    SENSOR_INTERVAL_S,
     WRITES_TAG,
     downstream_job,
     ingest_job,
@@ -84,7 +85,8 @@ def test_definitions_load_and_wire_every_job_sensor_and_schedule():
     assert {s.name for s in repo.sensor_defs} == {"kafka_offsets_sensor", "raw_to_gold_sensor"}
     assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "weekly_maintenance_schedule"}
     assert {"ingest_job", "medallion_job", "downstream_job", "maintenance_job"} <= set(repo.job_names)
-    assert repo.get_sensor_def("kafka_offsets_sensor").minimum_interval_seconds == 30
+    for name in ("kafka_offsets_sensor", "raw_to_gold_sensor"):
+        assert repo.get_sensor_def(name).minimum_interval_seconds == SENSOR_INTERVAL_S
     assert repo.get_sensor_def("raw_to_gold_sensor").job_name == "downstream_job"
     # One asset per table of tables.ALL_TABLES, each with a backfill policy (single-run ranges).
     assert set(repo.assets_defs_by_key) == {t.asset_key for t in ALL_TABLES}

@@ -16,6 +16,10 @@ NOT_FINISHED_STATUSES: tuple[DagsterRunStatus, ...] = (
     DagsterRunStatus.CANCELING,
 )
 
+# How often the sensors that launch these jobs look. They read Kafka watermarks and the event log,
+# never Spark, so a short interval is cheap; it bounds how long new events wait between steps.
+SENSOR_INTERVAL_S = 10
+
 ingest_job = define_asset_job(
     "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw."
 )

@@ -19,7 +19,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, ingest_job
+from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, SENSOR_INTERVAL_S, ingest_job
 from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from medallion_assets.resources.warehouse import WarehouseResource
@@ -104,7 +104,7 @@ def _pending_ingestion(context: SensorEvaluationContext) -> str | None:
 
 @sensor(
     job=ingest_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Compares each topic-partition's end offset with the highest offset raw holds and requests one "

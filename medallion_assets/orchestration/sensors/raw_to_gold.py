@@ -33,7 +33,7 @@ from dagster import (
     sensor,
 )
 
-from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, downstream_job
+from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, SENSOR_INTERVAL_S, downstream_job
 from medallion_assets.orchestration.partitions import (
     EVENT_DATES,
     STALE_FACT_DAYS,
@@ -165,7 +165,7 @@ def _listed(days: Collection[date], limit: int = 10) -> str:
 
 @sensor(
     job=downstream_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "After each finished ingestion run, rebuilds bronze, silver and gold for every day that received "
