@@ -8,8 +8,9 @@ from medallion_assets.paths import REPO_ROOT
 
 KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
 SPARK_CONNECT_TEST_HOME = REPO_ROOT / ".cache" / "spark-connect-test"
+SPARK_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "spark-cluster-test"
 # Fixtures that start a JVM (Spark, a Spark Connect server) or a broker; a test marked `fast` must use none.
-JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote"})
+JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster"})
 
 
 def _fast_only(config: pytest.Config) -> bool:
@@ -65,3 +66,14 @@ def spark_remote(request):
     server = Server(SPARK_CONNECT_TEST_HOME, int(os.environ.get("MEDALLION_TEST_CONNECT_PORT", "15012")))
     yield up(server)
     down(server)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(request):
+    """The environment (SPARK_MASTER, SPARK_LOCAL_IP) of a standalone master with two workers."""
+    _refuse_in_fast_run(request, "the Spark cluster")
+    from medallion_assets.dev.spark_cluster import Cluster, down, up
+
+    cluster = Cluster(SPARK_CLUSTER_TEST_HOME, int(os.environ.get("MEDALLION_TEST_SPARK_MASTER_PORT", "17077")))
+    yield dict(line.split("=", 1) for line in up(cluster))
+    down(cluster)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -30,27 +31,50 @@ def differing_rows(spark, a: str, b: str) -> tuple[int, int, int]:
     return left.count(), left.exceptAll(right).count(), right.exceptAll(left).count()
 
 
-@pytest.fixture(scope="module")
-def local_and_connect(kafka_bootstrap, spark, spark_remote, tmp_path_factory) -> tuple[LivePipeline, LivePipeline]:
-    """Three days of generated events built by this session's local Spark, and by one CLI run over Spark Connect."""
-    local = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("local"))
-    local.produce(list(generate(GeneratorConfig(users=4, days=DAYS, start_date=FIRST, seed=11))))
-    assert local.ingest().success and local.run_days(FIRST, LAST).success
-
-    connect = local.sharing_topics(tmp_path_factory.mktemp("connect"))
-    home = tmp_path_factory.mktemp("home")
-    env = {**connect.cli_env(home), "SPARK_REMOTE": spark_remote}
+def cli_run(local: LivePipeline, root: Path, home: Path, engine: Mapping[str, str]) -> LivePipeline:
+    """The same topics built into a new warehouse by one CLI run over every asset and day, on `engine`
+    (its Dagster instance in `home`)."""
+    other = local.sharing_topics(root)
+    env = {**other.cli_env(home), **engine}
     command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", "*", "--partition-range", f"{FIRST}...{LAST}"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     with DagsterInstance.from_config(str(home)) as instance:
         assert [r.status for r in instance.get_runs()] == [DagsterRunStatus.SUCCESS]
-    return local, connect
+    return other
+
+
+@pytest.fixture(scope="module")
+def local(kafka_bootstrap, spark, tmp_path_factory) -> LivePipeline:
+    """Three days of generated events built by this session's local Spark."""
+    pipeline = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("local"))
+    pipeline.produce(list(generate(GeneratorConfig(users=4, days=DAYS, start_date=FIRST, seed=11))))
+    assert pipeline.ingest().success and pipeline.run_days(FIRST, LAST).success
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def over_connect(local, spark_remote, tmp_path_factory) -> LivePipeline:
+    return cli_run(local, tmp_path_factory.mktemp("connect"), tmp_path_factory.mktemp("home"), {"SPARK_REMOTE": spark_remote})
+
+
+@pytest.fixture(scope="module")
+def on_cluster(local, spark_cluster, tmp_path_factory) -> LivePipeline:
+    return cli_run(local, tmp_path_factory.mktemp("cluster"), tmp_path_factory.mktemp("home"), spark_cluster)
+
+
+def assert_same_table(spark, local: LivePipeline, other: LivePipeline, table: Table) -> None:
+    rows, only_local, only_other = differing_rows(spark, local.uri(table), other.uri(table))
+    assert (only_local, only_other) == (0, 0), table.path
+    assert rows == other.rows(table)  # and delta-rs reads what the other engine wrote
 
 
 @pytest.mark.parametrize("table", ALL_TABLES, ids=lambda t: t.path)
-def test_spark_connect_builds_the_tables_a_local_session_builds(local_and_connect, spark, table: Table):
-    local, connect = local_and_connect
-    rows, only_local, only_connect = differing_rows(spark, local.uri(table), connect.uri(table))
-    assert (only_local, only_connect) == (0, 0), table.path
-    assert rows == connect.rows(table)  # and delta-rs reads what Connect wrote
+def test_spark_connect_builds_the_tables_a_local_session_builds(local, over_connect, spark, table: Table):
+    assert_same_table(spark, local, over_connect, table)
+
+
+@pytest.mark.parametrize("table", ALL_TABLES, ids=lambda t: t.path)
+def test_a_standalone_cluster_builds_the_tables_a_local_session_builds(local, on_cluster, spark, table: Table):
+    assert_same_table(spark, local, on_cluster, table)
+
