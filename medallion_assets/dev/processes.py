@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -88,3 +89,16 @@ def stop(pid_file: Path) -> bool:
             os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return pid is not None
+
+
+def run_command(command: str, up: Callable[[], list[str]], down: Callable[[], bool], where: Callable[[], str | None]) -> int:
+    """A dev service's `up` (print its environment lines), `down` or `status` (where it runs, if it does)."""
+    if command == "up":
+        print("\n".join(up()))
+    elif command == "down":
+        print("stopped" if down() else "not running", file=sys.stderr)
+    else:
+        address = where()
+        print(f"running {address}" if address else "not running")
+        return 0 if address else 1
+    return 0

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, spark_bin, start, stop, wait_until
+from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, run_command, spark_bin, start, stop, wait_until
 from medallion_assets.paths import REPO_ROOT
 
 DEFAULT_PORT = 7077
@@ -129,14 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"pid files, logs, worker directories (default {DEFAULT_HOME})")
     args = parser.parse_args(argv)
     cluster = Cluster(args.home.resolve(), args.port, args.workers)
-    if args.command == "up":
-        print("\n".join(up(cluster)))
-    elif args.command == "down":
-        print("stopped" if down(cluster) else "not running", file=sys.stderr)
-    else:
-        print(f"running {cluster.master_url}" if cluster.running() else "not running")
-        return 0 if cluster.running() else 1
-    return 0
+    return run_command(args.command, lambda: up(cluster), lambda: down(cluster), lambda: cluster.master_url if cluster.running() else None)
 
 
 if __name__ == "__main__":

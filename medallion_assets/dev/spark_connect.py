@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, spark_bin, start, stop, wait_until
+from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, run_command, spark_bin, start, stop, wait_until
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.spark import spark_conf
 
@@ -101,14 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"pid file and log (default {DEFAULT_HOME})")
     args = parser.parse_args(argv)
     server = Server(args.home.resolve(), args.port)
-    if args.command == "up":
-        print(f"SPARK_REMOTE={up(server)}")
-    elif args.command == "down":
-        print("stopped" if down(server) else "not running", file=sys.stderr)
-    else:
-        print(f"running {server.remote}" if server.running() else "not running")
-        return 0 if server.running() else 1
-    return 0
+    return run_command(
+        args.command, lambda: [f"SPARK_REMOTE={up(server)}"], lambda: down(server), lambda: server.remote if server.running() else None
+    )
 
 
 if __name__ == "__main__":
