@@ -13,7 +13,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from medallion_assets.generator import GeneratorConfig, generate
-from medallion_assets.tables import ALL_TABLES, Table
+from medallion_assets.tables import ALL_TABLES, FACT_STREAM, Table
 from medallion_assets_tests.pipeline import LivePipeline
 
 FIRST = date(2024, 7, 1)
@@ -50,6 +50,7 @@ def local(kafka_bootstrap, spark, tmp_path_factory) -> LivePipeline:
     pipeline = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("local"))
     pipeline.produce(list(generate(GeneratorConfig(users=4, days=DAYS, start_date=FIRST, seed=11))))
     assert pipeline.ingest().success and pipeline.run_days(FIRST, LAST).success
+    assert pipeline.rows(FACT_STREAM) > 0  # so an engine that wrote nothing cannot match it
     return pipeline
 
 

@@ -35,6 +35,11 @@ BASE_CONF: dict[str, str] = {
 }
 
 
+# Over Spark Connect a client sets only session settings; the server was started with the rest.
+SESSION_SETTINGS = ("spark.sql.", "spark.databricks.delta.")
+SERVER_SETTINGS = frozenset({"spark.sql.extensions", "spark.sql.catalog.spark_catalog"})
+
+
 def spark_conf(shuffle_partitions: int = 4, ivy_dir: str | None = None, extra_conf: dict[str, str] | None = None) -> dict[str, str]:
     """The Spark conf of every session here, local or a Connect server's."""
     return {
@@ -66,9 +71,7 @@ def build_session(
     conf = spark_conf(shuffle_partitions, ivy_dir, extra_conf)
     if remote:
         builder = SparkSession.builder.remote(remote)
-        conf = {k: v for k, v in conf.items() if k.startswith(("spark.sql.", "spark.databricks.delta."))}
-        conf.pop("spark.sql.extensions")
-        conf.pop("spark.sql.catalog.spark_catalog")
+        conf = {k: v for k, v in conf.items() if k.startswith(SESSION_SETTINGS) and k not in SERVER_SETTINGS}
     else:
         builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
     for key, value in conf.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from functools import reduce
 
 from pyspark.sql import DataFrame, Window
@@ -88,7 +89,7 @@ def unknown_user(spark) -> DataFrame:
     return with_dates(row).select(*COLUMNS)
 
 
-def days_in_versions(listens: DataFrame, versions: DataFrame) -> list:
+def days_in_versions(listens: DataFrame, versions: DataFrame) -> list[date]:
     """Days of the listens that fall inside one of the versions (their fact rows carry its userKey)."""
     spans = versions.select(
         F.col("userId").alias("_user"), F.col("row_activation_ts").alias("_from"), F.col("row_expiration_ts").alias("_to")
