@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pyspark
@@ -18,6 +20,11 @@ SPARK_PACKAGES = (
     f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}",
 )
 
+# Ivy resolves the packages from Maven Central only; the JVM logs without the warnings every run expects.
+CONF_DIR = Path(__file__).with_name("conf")
+IVY_SETTINGS = CONF_DIR / "ivysettings.xml"
+LOG4J2_CONF = CONF_DIR / "log4j2.properties"
+
 BASE_CONF: dict[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -31,7 +38,7 @@ BASE_CONF: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": "1",
     "spark.databricks.delta.stats.collect.using.tableSchema": "false",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J2_CONF.as_uri()}",
 }
 
 
@@ -40,7 +47,12 @@ SESSION_SETTINGS = ("spark.sql.", "spark.databricks.delta.")
 SERVER_SETTINGS = frozenset({"spark.sql.extensions", "spark.sql.catalog.spark_catalog"})
 
 
-def spark_conf(shuffle_partitions: int = 4, ivy_dir: str | None = None, extra_conf: dict[str, str] | None = None) -> dict[str, str]:
+def spark_conf(
+    shuffle_partitions: int = 4,
+    ivy_dir: str | None = None,
+    extra_conf: dict[str, str] | None = None,
+    ivy_settings: str | None = None,
+) -> dict[str, str]:
     """The Spark conf of every session here, local or a Connect server's."""
     return {
         **BASE_CONF,
@@ -48,6 +60,7 @@ def spark_conf(shuffle_partitions: int = 4, ivy_dir: str | None = None, extra_co
         "spark.default.parallelism": str(shuffle_partitions),
         "spark.jars.packages": ",".join(SPARK_PACKAGES),
         "spark.jars.ivy": ivy_dir or str(REPO_ROOT / ".cache" / "ivy"),
+        "spark.jars.ivySettings": ivy_settings or str(IVY_SETTINGS),
         **(extra_conf or {}),
     }
 
@@ -59,6 +72,7 @@ def build_session(
     driver_memory: str = "4g",
     ivy_dir: str | None = None,
     extra_conf: dict[str, str] | None = None,
+    ivy_settings: str | None = None,
 ) -> SparkSession:
     """Return the process-wide SparkSession, creating it with Delta and Kafka support if needed.
 
@@ -68,11 +82,13 @@ def build_session(
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    conf = spark_conf(shuffle_partitions, ivy_dir, extra_conf)
+    conf = spark_conf(shuffle_partitions, ivy_dir, extra_conf, ivy_settings)
     if remote:
         builder = SparkSession.builder.remote(remote)
         conf = {k: v for k, v in conf.items() if k.startswith(SESSION_SETTINGS) and k not in SERVER_SETTINGS}
     else:
+        if master.startswith("local"):  # a local driver listens on loopback only
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -90,6 +106,9 @@ class SparkResource(ConfigurableResource):
     shuffle_partitions: int = Field(default=4, description="spark.sql.shuffle.partitions, sized for small data.")
     driver_memory: str = Field(default="4g", description="spark.driver.memory for local mode.")
     ivy_dir: str | None = Field(default=None, description="Fixed Ivy cache for spark.jars.packages.")
+    ivy_settings: str | None = Field(
+        default=None, description="Ivy settings file (repositories for spark.jars.packages); default Maven Central only."
+    )
     extra_conf: dict[str, Any] = Field(default_factory=dict, description="Additional Spark conf entries.")
     _session: SparkSession | None = PrivateAttr(default=None)
 
@@ -103,6 +122,7 @@ class SparkResource(ConfigurableResource):
                 shuffle_partitions=self.shuffle_partitions,
                 driver_memory=self.driver_memory,
                 ivy_dir=self.ivy_dir,
+                ivy_settings=self.ivy_settings,
                 extra_conf={k: str(v) for k, v in self.extra_conf.items()},
             )
         return self._session
