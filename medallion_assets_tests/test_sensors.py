@@ -23,6 +23,7 @@ from medallion_assets.orchestration.sensors.kafka_offsets import (
     kafka_offsets_sensor,
 )
 from medallion_assets.resources.kafka import KafkaUnavailableError
+from medallion_assets.sources import TOPIC_ASSETS
 from medallion_assets.tables import RAW
 from medallion_assets.topics import TOPICS, create_topics
 
@@ -184,7 +185,8 @@ def test_stand_in_no_lag_reports_every_topic_and_requests_nothing(tmp_path):
     result = tick(stand_in(tmp_path))
     assert result.run_requests == []
     assert result.skip_message == "Kafka lag 0 below threshold 1; lag " + ", ".join(f"x-{t}=0" for t in TOPICS)
-    assert json.loads(result.cursor) == {"run_key": None, "lag": {t: 0 for t in TOPICS}}
+    cursor = json.loads(result.cursor)
+    assert {k: cursor[k] for k in ("run_key", "lag")} == {"run_key": None, "lag": {t: 0 for t in TOPICS}}
 
 
 @pytest.mark.fast
@@ -201,7 +203,8 @@ def test_stand_in_lag_requests_once_per_set_of_offsets(tmp_path):
         "medallion/lag.status_change_events": "0",
         "medallion/lag_total": "6",
     }
-    assert json.loads(first.cursor) == {
+    cursor = json.loads(first.cursor)
+    assert {k: cursor[k] for k in ("run_key", "lag")} == {
         "run_key": request.run_key,
         "lag": {"page_view_events": 0, "listen_events": 5, "auth_events": 1, "status_change_events": 0},
     }
@@ -211,6 +214,22 @@ def test_stand_in_lag_requests_once_per_set_of_offsets(tmp_path):
     assert after.skip_message.startswith(f"Ingestion of these offsets already requested (run key {request.run_key})")
 
     ingest_in_two_steps(res, instance, tmp_path, first.cursor, request.run_key)
+
+
+@pytest.mark.fast
+def test_stand_in_each_topic_is_observed_with_its_end_offsets_and_lag_once_a_minute(tmp_path):
+    hold_in_raw(tmp_path, "listen_events", {0: [0, 1]})  # raw holds offsets 0..1 of partition 0
+    res = stand_in(tmp_path, {"listen_events": [3, 2]})
+    first = tick(res)
+    observed = {e.asset_key: e.metadata for e in first.asset_events}
+    assert set(observed) == {TOPIC_ASSETS[t].key for t in TOPICS}
+    listens = observed[TOPIC_ASSETS["listen_events"].key]
+    assert listens["end_offsets"].value == {"0": 3, "1": 2}
+    assert (listens["end_offset_total"].value, listens["lag"].value) == (5, 3)
+    assert observed[TOPIC_ASSETS["auth_events"].key]["lag"].value == 0
+    assert tick(res, cursor=first.cursor).asset_events == []  # the next tick, seconds later, does not repeat them
+    an_hour_ago = json.dumps({**json.loads(first.cursor), "observed_at": time.time() - 3600})
+    assert len(tick(res, cursor=an_hour_ago).asset_events) == len(TOPICS)
 
 
 @pytest.mark.fast

@@ -2,6 +2,8 @@
 
 from dagster import AssetSelection, DagsterRunStatus, define_asset_job
 
+from medallion_assets.sources import REFERENCE_CSVS
+
 # Runs with this tag rewrite the tables below raw; the run queue can hold them to one at a time
 # (tag_concurrency_limits, see docs/operations.md) so two never overwrite a dimension together.
 WRITES_TAG = {"medallion/writes": "below-raw"}
@@ -35,4 +37,10 @@ downstream_job = define_asset_job(
     selection=AssetSelection.all() - AssetSelection.groups("raw"),
     description="Rebuild bronze, silver and gold from raw for a day or a range of days, in one Spark session.",
     tags=WRITES_TAG,
+)
+
+observe_reference_job = define_asset_job(
+    "observe_reference_job",
+    selection=AssetSelection.assets(*(csv.key for csv in REFERENCE_CSVS)),
+    description="Record each reference CSV's content hash as its data version.",
 )

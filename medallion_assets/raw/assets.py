@@ -21,6 +21,7 @@ from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import table_asset
 from medallion_assets.schemas import TOPICS
+from medallion_assets.sources import TOPIC_ASSETS
 from medallion_assets.tables import RAW
 
 KAFKA_RETRY = RetryPolicy(max_retries=2, delay=2, backoff=Backoff.EXPONENTIAL)
@@ -34,6 +35,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
     @table_asset(
         table,
         checks=[outside_check],
+        deps=[TOPIC_ASSETS[topic].key],
         description=f"Grain: {table.grain} of topic {topic}. Appended by Kafka offset range, exactly once.",
         kinds={"spark", "delta", "kafka"},
         retry_policy=KAFKA_RETRY,

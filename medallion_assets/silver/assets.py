@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
-from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
+from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, SourceAsset
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -26,6 +26,7 @@ from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.warehouse import Commit, WarehouseResource, of_groups
 from medallion_assets.runtime import table_asset
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
+from medallion_assets.sources import SONGS_CSV, STATE_CODES_CSV
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import KEY, build_dim_location, location_upserts, locations
 from medallion_assets.silver.dim_users import build_dim_users, days_in_versions
@@ -42,9 +43,10 @@ def dimension_checks(table: Table) -> list[Check]:
     return [*(rule.check for rule in expectations_for(table)), UNIQUE_KEY[table], *EXTRA_CHECKS.get(table, ())]
 
 
-def dimension_asset(table: Table, *upstream: Table) -> Callable[[Callable[..., Any]], AssetsDefinition]:
-    """The decorator of a dimension's asset, with all its checks."""
-    return table_asset(table, checks=dimension_checks(table), deps=[t.asset_key for t in upstream])
+def dimension_asset(table: Table, *upstream: Table | SourceAsset) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """The decorator of a dimension's asset, with all its checks, downstream of tables and reference files."""
+    deps = [t.asset_key if isinstance(t, Table) else t.key for t in upstream]
+    return table_asset(table, checks=dimension_checks(table), deps=deps)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     )
 
 
-@dimension_asset(DIM_LOCATION, LISTENS)
+@dimension_asset(DIM_LOCATION, LISTENS, STATE_CODES_CSV)
 def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Locations of listens named by state: merged from the run's days, or rebuilt from every day."""
     states, _ = well_formed(read_reference_csv(warehouse.session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
@@ -168,7 +170,7 @@ def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
     return song_rows(good), bad.count()
 
 
-@dimension_asset(DIM_SONGS)
+@dimension_asset(DIM_SONGS, SONGS_CSV)
 def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     """Songs of songs.csv."""
     songs, malformed = _songs(warehouse)
@@ -185,7 +187,7 @@ def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     return published.result(SONGS_RECONCILIATION.result(songs_accounting(**counts), **counts), malformed_csv_rows=malformed)
 
 
-@dimension_asset(DIM_ARTISTS)
+@dimension_asset(DIM_ARTISTS, SONGS_CSV)
 def dim_artists(warehouse: WarehouseResource) -> MaterializeResult:
     """Artists of songs.csv, one per cleaned name."""
     songs, malformed = _songs(warehouse)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
 from dagster import (
+    AssetObservation,
     ConfigurableResource,
     DefaultSensorStatus,
     EnvVar,
+    MetadataValue,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -23,10 +26,13 @@ from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, SENSOR_IN
 from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.sources import TOPIC_ASSETS
 from medallion_assets.tables import RAW
 from medallion_assets.topics import TOPICS
 
 TAG_PREFIX = "medallion/"
+# Topics are observed (end offsets, lag) at most this often, so a busy stream does not flood the event log.
+OBSERVE_INTERVAL_S = 60
 
 
 class KafkaSensorSettings(ConfigurableResource):
@@ -62,6 +68,18 @@ class TopicLag:
     def lag(self) -> int:
         """Records Kafka holds that raw does not."""
         return sum(end - start for start, end in self.ranges.values())
+
+    def observation(self) -> AssetObservation:
+        """The topic's external asset observed: end offset per partition, their sum, and the lag."""
+        return AssetObservation(
+            asset_key=TOPIC_ASSETS[self.topic].key,
+            metadata={
+                "kafka_topic": self.physical_topic,
+                "end_offsets": MetadataValue.json({str(p): end for p, (_, end) in sorted(self.ranges.items())}),
+                "end_offset_total": sum(end for _, end in self.ranges.values()),
+                "lag": self.lag,
+            },
+        )
 
 
 def topic_lags(kafka: KafkaResource, warehouse: WarehouseResource, timeout_s: float) -> list[TopicLag]:
@@ -126,13 +144,20 @@ def kafka_offsets_sensor(
         context.log.info(f"Kafka lag of {lag.physical_topic}: {lag.lag} records")
     total = sum(lag.lag for lag in lags)
     run_key = ingest_run_key(lags)
-    requested = json.loads(context.cursor).get("run_key") if context.cursor else None
+    previous = json.loads(context.cursor) if context.cursor else {}
+    requested = previous.get("run_key")
+    now = time.time()
+    observe = now - previous.get("observed_at", 0) >= OBSERVE_INTERVAL_S
+    observations = [lag.observation() for lag in lags] if observe else []
+    observed_at = now if observe else previous.get("observed_at", 0)
 
     def result(reason: str | None, key: str | None) -> SensorResult:
-        cursor = json.dumps({"run_key": key, "lag": {lag.topic: lag.lag for lag in lags}})
+        cursor = json.dumps({"run_key": key, "lag": {lag.topic: lag.lag for lag in lags}, "observed_at": observed_at})
         if reason is None:
-            return SensorResult(run_requests=[RunRequest(run_key=run_key, tags=lag_tags(lags))], cursor=cursor)
-        return SensorResult(skip_reason=SkipReason(f"{reason}; lag {_describe(lags)}"), cursor=cursor)
+            run = RunRequest(run_key=run_key, tags=lag_tags(lags))
+            return SensorResult(run_requests=[run], cursor=cursor, asset_events=observations)
+        skip = SkipReason(f"{reason}; lag {_describe(lags)}")
+        return SensorResult(skip_reason=skip, cursor=cursor, asset_events=observations)
 
     if total < kafka_sensor.threshold:
         return result(f"Kafka lag {total} below threshold {kafka_sensor.threshold}", None)
