@@ -19,6 +19,7 @@ from dagster import (
     multi_asset,
 )
 
+from medallion_assets.orchestration.freshness import freshness_policy
 from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.checks import Check
 from medallion_assets.resources.warehouse import Commit
@@ -34,6 +35,7 @@ def table_spec(table: Table, deps: Sequence[AssetKey] = (), description: str | N
         group_name=table.layer,
         kinds=kinds or {"spark", "delta"},
         partitions_def=daily_partitions if table.partition_column and table.layer != "raw" else None,
+        freshness_policy=freshness_policy(table),
     )
 
 

@@ -40,6 +40,7 @@ from medallion_assets.orchestration.jobs import (
     ingest_job,
     medallion_job,
 )
+from medallion_assets.orchestration.freshness import DAILY_GOLD_FRESHNESS, RAW_FRESHNESS
 from medallion_assets.orchestration.maintenance import SAFE_RETENTION_HOURS, maintenance_job
 from medallion_assets.orchestration.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -375,3 +376,34 @@ def test_without_a_code_location_the_sensor_skips_and_keeps_its_cursor():
     result = raw_to_gold_sensor.evaluate_tick(context)
     assert result.run_requests == [] and "no code location" in result.skip_message
     assert result.cursor == "7"
+
+
+def load_partitions_with(first_day: str) -> subprocess.CompletedProcess:
+    """Load the definitions in a new process with MEDALLION_FIRST_DAY set; print the first and last partition."""
+    code = "from medallion_assets.definitions import defs; from medallion_assets.orchestration.partitions import daily_partitions as d; print(d.get_first_partition_key(), len(d.get_partition_keys()))"
+    env = {**os.environ, "MEDALLION_FIRST_DAY": first_day, "JAVA_HOME": "/nonexistent"}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_first_partition_day_is_a_setting_checked_when_the_definitions_load():
+    today = datetime.now(timezone.utc).date()
+    week_ago = (today - timedelta(days=6)).isoformat()
+    loaded = load_partitions_with(week_ago)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.split() == [week_ago, "7"]  # six days ago through today: nothing 2,978 days behind
+    assert daily_partitions.get_first_partition_key() == FIRST_DAY.isoformat() == "2018-10-01"  # the default
+    for bad, reason in (("2024-13-01", "is not a day"), ((today + timedelta(days=2)).isoformat(), "is in the future")):
+        refused = load_partitions_with(bad)
+        assert refused.returncode != 0
+        assert f"MEDALLION_FIRST_DAY={bad} {reason}" in refused.stderr
+
+
+def test_raw_and_daily_gold_carry_freshness_policies_the_daemon_evaluates():
+    graph = defs.resolve_asset_graph()
+    policies = {key: graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
+    assert {k for k, p in policies.items() if p == RAW_FRESHNESS} == RAW_KEYS
+    daily_gold = {t.asset_key for t in ALL_TABLES if t.layer == "gold" and t.partition_column}
+    assert {k for k, p in policies.items() if p == DAILY_GOLD_FRESHNESS} == daily_gold
+    assert all(p is None for k, p in policies.items() if k not in RAW_KEYS | daily_gold)
+    # the deadline falls after the daily schedule that rebuilds yesterday
+    assert daily_schedule.cron_schedule == "30 0 * * *" and DAILY_GOLD_FRESHNESS.deadline_cron == "0 2 * * *"

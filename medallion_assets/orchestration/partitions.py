@@ -1,11 +1,32 @@
 """Daily event partitions, from the first day of data through the current UTC day, and day ranges."""
 
 from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
-from dagster import DailyPartitionsDefinition
+from dagster import DailyPartitionsDefinition, EnvVar
 
-PARTITIONS_START_DATE = "2018-10-01"
+# The earliest Eventsim data known; a deployment that starts later sets MEDALLION_FIRST_DAY.
+DEFAULT_FIRST_DAY = "2018-10-01"
+FIRST_DAY_SETTING = "MEDALLION_FIRST_DAY"
+
+
+def first_partition_day() -> str:
+    """The first day partition (YYYY-MM-DD): env MEDALLION_FIRST_DAY, default 2018-10-01.
+
+    Dagster fixes a partitions definition when the code location loads, so this one setting is read
+    there (by the webserver, the daemon and every run alike), not by a resource.
+    """
+    value = EnvVar(FIRST_DAY_SETTING).get_value(default=DEFAULT_FIRST_DAY) or DEFAULT_FIRST_DAY
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{FIRST_DAY_SETTING}={value} is not a day (YYYY-MM-DD).") from None
+    if day > datetime.now(timezone.utc).date():
+        raise ValueError(f"{FIRST_DAY_SETTING}={value} is in the future: there would be no partition.")
+    return day.isoformat()
+
+
+PARTITIONS_START_DATE = first_partition_day()
 
 # The run tags with which Dagster runs one run over a range of partitions (single-run backfills,
 # `dagster asset materialize --partition-range`). The dagster package does not export them
