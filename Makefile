@@ -19,7 +19,9 @@ setup: $(STAMP)
 demo: setup
 	$(PYTHON) -m medallion_assets.demo
 
+# The definitions load and validate first (seconds), then the suite.
 test: setup
+	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PYTHON) -m pytest medallion_assets_tests
 
 # Tests that need no JVM and no broker; JAVA_HOME points nowhere so any Java start fails loudly.

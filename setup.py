@@ -10,8 +10,7 @@ setup(
     install_requires=[
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
-        "dagster-pyspark==0.29.27",
-        "dagster-deltalake==0.29.27",
+        "dagster-dg-cli==1.13.27",  # `dg launch`, `dg list defs` (pyproject.toml's [tool.dg])
         "pyspark[connect]==4.2.0",  # [connect]: the Spark Connect client (SPARK_REMOTE)
         "delta-spark==4.4.0",
         "deltalake==1.6.6",
@@ -21,6 +20,6 @@ setup(
         "tqdm>=4.66,<5",
     ],
     extras_require={
-        "test": ["pytest>=8,<9", "pytest-timeout>=2.3,<3"],
+        "test": ["pytest>=8,<9", "pytest-timeout>=2.3,<3", "polars==1.44.2"],
     },
 )

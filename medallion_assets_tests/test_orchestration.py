@@ -42,7 +42,7 @@ from medallion_assets.topics import TOPICS, create_topics
 from medallion_assets_tests.events import event
 
 REPO = Path(__file__).resolve().parents[1]
-DAGSTER = Path(sys.executable).with_name("dagster")
+DG = Path(sys.executable).with_name("dg")
 SKIP_LIVE = os.environ.get("MEDALLION_SKIP_LIVE_TESTS") == "1"
 LATE_DAY = date(2018, 10, 5)
 
@@ -124,11 +124,11 @@ def test_ingestion_requests_runs_for_exactly_the_days_that_received_records(live
     assert [r.run_key for r in tick(instance).run_requests] == keys  # a replayed tick: same keys
     assert tick(instance, first.cursor).run_requests == []
 
-    # The first range, launched from the CLI (configured by the environment set above, on the warm
-    # Spark Connect server `make dev` uses): one run, one Spark application, exactly its days.
+    # The first range, launched with `dg launch` from the project (pyproject.toml names the code
+    # location; configured by the environment set above, on the warm Spark Connect server `make dev`
+    # uses): one run, one Spark application, exactly its days.
     runs_before = {r.run_id for r in instance.get_runs()}
-    command = [str(DAGSTER), "asset", "materialize", "-m", "medallion_assets", "--select", "not group:raw",
-               "--partition-range", f"{D1}...{D2}"]
+    command = [str(DG), "launch", "--assets", "not group:raw", "--partition-range", f"{D1}...{D2}"]
     env = {**os.environ, "SPARK_REMOTE": spark_remote}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
