@@ -28,11 +28,13 @@ def table_rows(warehouse: WarehouseResource) -> list[tuple[str, int, str]]:
 
 def main() -> None:
     """Start Kafka, produce a few days of events, materialize everything, print what was built."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--dialect", default="eventsim", choices=("eventsim", "seed"))
+    parser = argparse.ArgumentParser(
+        prog="python -m medallion_assets.demo", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=100, help="listeners to simulate")
+    parser.add_argument("--days", type=int, default=3, help="days of events, the last one today (UTC)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the generator")
+    parser.add_argument("--dialect", default="eventsim", choices=("eventsim", "seed"), help="event format (see the generator)")
     args = parser.parse_args()
 
     settings = client_settings()

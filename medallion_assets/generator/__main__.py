@@ -19,18 +19,26 @@ from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
     defaults = GeneratorConfig()
-    parser = argparse.ArgumentParser(prog="python -m medallion_assets.generator", description=__doc__)
-    parser.add_argument("--users", type=int, default=defaults.users)
-    parser.add_argument("--days", type=int, default=defaults.days)
-    parser.add_argument("--start-date", type=date.fromisoformat, help="YYYY-MM-DD (default: the last day is today, UTC)")
-    parser.add_argument("--dialect", choices=sorted(DIALECTS), default=defaults.dialect)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--defect-rate", type=float, default=defaults.defect_rate)
+    parser = argparse.ArgumentParser(
+        prog="python -m medallion_assets.generator", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=defaults.users, help="listeners to simulate")
+    parser.add_argument("--days", type=int, default=defaults.days, help="days of listening, one after another")
+    parser.add_argument("--start-date", type=date.fromisoformat, help="YYYY-MM-DD; unset: the last day is today, UTC")
+    parser.add_argument(
+        "--dialect", choices=sorted(DIALECTS), default=defaults.dialect,
+        help="eventsim: numeric ids, durations in seconds; seed: string ids, durations in ms, status-change fields",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="the same seed and options give byte-identical events")
+    parser.add_argument(
+        "--defect-rate", type=float, default=defaults.defect_rate,
+        help="share of events made defective (bad JSON, wrong types, missing fields), each kind counted in the report",
+    )
     parser.add_argument("--max-events", type=int, help="stop after exactly this many events")
-    parser.add_argument("--topic-prefix", default=defaults.topic_prefix)
-    parser.add_argument("--songs-csv", type=Path, default=defaults.songs_csv)
+    parser.add_argument("--topic-prefix", default=defaults.topic_prefix, help="prepended to the four topic names")
+    parser.add_argument("--songs-csv", type=Path, default=defaults.songs_csv, help="the catalogue songs are drawn from")
     parser.add_argument("--output", default="kafka", help="'kafka' or a directory for <topic>.jsonl files")
-    parser.add_argument("--bootstrap-servers", help=f"default: $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BOOTSTRAP}")
+    parser.add_argument("--bootstrap-servers", help=f"unset: $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_BOOTSTRAP}")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
