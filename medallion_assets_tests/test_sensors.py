@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from medallion_assets.raw.offsets import raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource
@@ -142,19 +142,19 @@ def test_broker_down_skips_naming_the_broker_quickly(tmp_path):
 
 @pytest.mark.fast
 def test_raw_offsets_from_file_statistics_or_columns(tmp_path):
-    assert raw_next_offsets(str(tmp_path / "missing")) == {}
+    assert raw_next_offsets(None) == {}  # no table yet
     by_partition = str(tmp_path / "by_partition")
     write_deltalake(by_partition, pa.table({"kafka_partition": pa.array([0, 0], pa.int32()), "kafka_offset": [4, 9]}))
     more = pa.table({"kafka_partition": pa.array([1], pa.int32()), "kafka_offset": [2]})
     write_deltalake(by_partition, more, mode="append")
-    assert raw_next_offsets(by_partition) == {0: 10, 1: 3}
+    assert raw_next_offsets(DeltaTable(by_partition)) == {0: 10, 1: 3}
     mixed = str(tmp_path / "mixed")
     write_deltalake(mixed, pa.table({"kafka_partition": pa.array([0, 1, 1], pa.int32()), "kafka_offset": [7, 3, 5]}))
-    assert raw_next_offsets(mixed) == {0: 8, 1: 6}
+    assert raw_next_offsets(DeltaTable(mixed)) == {0: 8, 1: 6}
     no_stats = str(tmp_path / "no_stats")
     rows = pa.table({"kafka_partition": pa.array([0, 0], pa.int32()), "kafka_offset": [4, 9]})
     write_deltalake(no_stats, rows, configuration={"delta.dataSkippingNumIndexedCols": "0"})
-    assert raw_next_offsets(no_stats) == {0: 10}
+    assert raw_next_offsets(DeltaTable(no_stats)) == {0: 10}
 
 
 # --------------------------------------------------------------------------- #

@@ -6,7 +6,6 @@ from dagster import AssetObservation, Config, MetadataValue, OpExecutionContext,
 from pydantic import Field
 from pyspark.sql import SparkSession
 
-from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.tables import ALL_TABLES
 
@@ -68,7 +67,7 @@ def maintain_table(session: SparkSession, name: str, retention_hours: float) -> 
 
 @op(description="OPTIMIZE and VACUUM every existing Delta table; one observation per table with the counts.")
 def optimize_and_vacuum(
-    context: OpExecutionContext, config: MaintenanceConfig, spark: SparkResource, warehouse: WarehouseResource
+    context: OpExecutionContext, config: MaintenanceConfig, warehouse: WarehouseResource
 ) -> Output[dict[str, dict[str, Any]]]:
     if config.retention_hours < SAFE_RETENTION_HOURS and not config.allow_short_retention:
         raise ValueError(
@@ -81,7 +80,7 @@ def optimize_and_vacuum(
         raise ValueError(f"Unknown tables {unknown}; known: {sorted(known)}")
     tables = [known[path] for path in config.tables] if config.tables else list(ALL_TABLES)
 
-    session = spark.session
+    session = warehouse.session
     previous = {key: session.conf.get(key, None) for key in (RETENTION_CHECK, VACUUM_LOGGING, LISTING_PARALLELISM)}
     session.conf.set(VACUUM_LOGGING, "true")
     session.conf.set(LISTING_PARALLELISM, str(config.listing_parallelism))

@@ -42,7 +42,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
     )
     def raw_asset(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> MaterializeResult:
         physical = kafka.topic(topic)
-        ranges = plan_ranges(kafka.end_offsets(topic), raw_next_offsets(warehouse.uri(table)))  # file statistics, no scan
+        ranges = plan_ranges(kafka.end_offsets(topic), raw_next_offsets(warehouse.delta_rs(table)))  # file statistics, no scan
         pending = sum(r.count for r in ranges)
         offsets = MetadataValue.json({str(r.partition): {"start": r.start, "end": r.end, "expired": r.expired} for r in ranges})
         base = {"records_ingested": pending, "offset_ranges": offsets, "kafka_topic": physical}

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from medallion_assets.resources.warehouse import delta_rs_uri
 
 
 @dataclass(frozen=True)
@@ -27,16 +26,14 @@ class OffsetRange:
         return self.end - self.start
 
 
-def raw_next_offsets(uri: str) -> dict[int, int]:
+def raw_next_offsets(table: DeltaTable | None) -> dict[int, int]:
     """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only).
 
     The files' statistics answer when every file holds one Kafka partition (the way raw is
-    written); otherwise only the two offset columns are read. A missing table holds nothing.
+    written); otherwise only the two offset columns are read. A missing table (None) holds nothing.
     """
-    uri = delta_rs_uri(uri)
-    if not DeltaTable.is_deltatable(uri):
+    if table is None:
         return {}
-    table = DeltaTable(uri)
     stats = pa.table(table.get_add_actions(flatten=True))
     columns = ("min.kafka_partition", "max.kafka_partition", "max.kafka_offset")
     if stats.num_rows == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,16 @@ SPARK_PACKAGES = (
     f"io.delta:delta-spark_2.13:{version('delta-spark')}",
     f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}",
 )
+# Packages too large to fetch into every clone (hadoop-aws pulls a 686 MB AWS SDK bundle) are
+# resolved into the user's cache instead, once per machine.
+USER_IVY_DIR = Path.home() / ".cache" / "medallion_assets" / "ivy"
+
+
+def hadoop_aws_package() -> str:
+    """hadoop-aws of the Hadoop version pyspark ships (the s3a:// file system)."""
+    [client] = (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
+    return f"org.apache.hadoop:hadoop-aws:{client.stem.removeprefix('hadoop-client-api-')}"
+
 
 # Ivy resolves the packages from Maven Central only; the JVM logs without the warnings every run expects.
 CONF_DIR = Path(__file__).with_name("conf")
@@ -52,14 +63,16 @@ def spark_conf(
     ivy_dir: str | None = None,
     extra_conf: dict[str, str] | None = None,
     ivy_settings: str | None = None,
+    extra_packages: Sequence[str] = (),
 ) -> dict[str, str]:
     """The Spark conf of every session here, local or a Connect server's."""
+    default_ivy = USER_IVY_DIR if extra_packages else REPO_ROOT / ".cache" / "ivy"
     return {
         **BASE_CONF,
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.default.parallelism": str(shuffle_partitions),
-        "spark.jars.packages": ",".join(SPARK_PACKAGES),
-        "spark.jars.ivy": ivy_dir or str(REPO_ROOT / ".cache" / "ivy"),
+        "spark.jars.packages": ",".join([*SPARK_PACKAGES, *extra_packages]),
+        "spark.jars.ivy": ivy_dir or str(default_ivy),
         "spark.jars.ivySettings": ivy_settings or str(IVY_SETTINGS),
         **(extra_conf or {}),
     }
@@ -73,6 +86,7 @@ def build_session(
     ivy_dir: str | None = None,
     extra_conf: dict[str, str] | None = None,
     ivy_settings: str | None = None,
+    extra_packages: Sequence[str] = (),
 ) -> SparkSession:
     """Return the process-wide SparkSession, creating it with Delta and Kafka support if needed.
 
@@ -82,7 +96,7 @@ def build_session(
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    conf = spark_conf(shuffle_partitions, ivy_dir, extra_conf, ivy_settings)
+    conf = spark_conf(shuffle_partitions, ivy_dir, extra_conf, ivy_settings, extra_packages)
     if remote:
         builder = SparkSession.builder.remote(remote)
         conf = {k: v for k, v in conf.items() if k.startswith(SESSION_SETTINGS) and k not in SERVER_SETTINGS}
@@ -115,6 +129,10 @@ class SparkResource(ConfigurableResource):
     @property
     def session(self) -> SparkSession:
         """The run's SparkSession (started once per process)."""
+        return self.session_with()
+
+    def session_with(self, conf: Mapping[str, str] | None = None, packages: Sequence[str] = ()) -> SparkSession:
+        """The run's SparkSession, started (once per process) with more conf and packages, such as a warehouse's."""
         if self._session is None:
             self._session = build_session(
                 master=self.master or EnvVar("SPARK_MASTER").get_value(default="local[*]") or "local[*]",
@@ -123,6 +141,7 @@ class SparkResource(ConfigurableResource):
                 driver_memory=self.driver_memory,
                 ivy_dir=self.ivy_dir,
                 ivy_settings=self.ivy_settings,
-                extra_conf={k: str(v) for k, v in self.extra_conf.items()},
+                extra_conf={**(conf or {}), **{k: str(v) for k, v in self.extra_conf.items()}},
+                extra_packages=packages,
             )
         return self._session

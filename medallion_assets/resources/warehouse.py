@@ -28,7 +28,7 @@ from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark import SparkResource, hadoop_aws_package
 from medallion_assets.tables import Table
 
 # Commits made by this process are found again in the table's history by this many latest commits.
@@ -144,6 +144,15 @@ class WarehouseResource(ConfigurableResource):
         default=None, description="state_codes.csv; env MEDALLION_STATE_CODES_CSV, default data/state_codes.csv."
     )
     spark: SparkResource | None = Field(default=None, description="The run's Spark; default: the process's session.")
+    s3_endpoint: str | None = Field(
+        default=None, description="S3 endpoint URL of an s3a:// root (an S3-compatible store); env MEDALLION_S3_ENDPOINT, default AWS."
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 region of an s3a:// root.")
+    s3_path_style: bool = Field(default=True, description="Path-style S3 requests (bucket in the path), as S3-compatible stores need.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key; env AWS_ACCESS_KEY_ID.")
+    s3_secret_access_key: str | None = Field(
+        default=None, description="S3 secret key; env AWS_SECRET_ACCESS_KEY. Passed to Spark and delta-rs only, never logged."
+    )
 
     @property
     def root_uri(self) -> str:
@@ -170,9 +179,50 @@ class WarehouseResource(ConfigurableResource):
         return absolute_uri(configured or "")
 
     @property
+    def on_s3(self) -> bool:
+        """Whether the warehouse root is an s3a:// URI."""
+        return self.root_uri.startswith("s3a://")
+
+    def _s3(self) -> tuple[str | None, str | None, str | None]:
+        """Endpoint, access key and secret in effect (settings, else the environment)."""
+        return (
+            self.s3_endpoint or EnvVar("MEDALLION_S3_ENDPOINT").get_value(),
+            self.s3_access_key_id or EnvVar("AWS_ACCESS_KEY_ID").get_value(),
+            self.s3_secret_access_key or EnvVar("AWS_SECRET_ACCESS_KEY").get_value(),
+        )
+
+    def spark_settings(self) -> dict[str, str]:
+        """The Hadoop s3a settings an s3a:// root needs in Spark; none for other roots."""
+        if not self.on_s3:
+            return {}
+        endpoint, key, secret = self._s3()
+        conf = {"fs.s3a.path.style.access": str(self.s3_path_style).lower(), "fs.s3a.endpoint.region": self.s3_region}
+        if endpoint:
+            conf["fs.s3a.endpoint"] = endpoint
+            conf["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+        if key and secret:
+            conf["fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+            conf["fs.s3a.access.key"], conf["fs.s3a.secret.key"] = key, secret
+        return {f"spark.hadoop.{k}": v for k, v in conf.items()}
+
+    def storage_options(self) -> dict[str, str]:
+        """delta-rs storage options of the root (endpoint, region, credentials); none for a local root."""
+        if not self.on_s3:
+            return {}
+        endpoint, key, secret = self._s3()
+        options = {"AWS_REGION": self.s3_region, "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": str(not self.s3_path_style).lower()}
+        if endpoint:
+            options["AWS_ENDPOINT_URL"] = endpoint
+            options["AWS_ALLOW_HTTP"] = str(endpoint.startswith("http://")).lower()
+        if key and secret:
+            options["AWS_ACCESS_KEY_ID"], options["AWS_SECRET_ACCESS_KEY"] = key, secret
+        return options
+
+    @property
     def session(self) -> SparkSession:
-        """The run's Spark session (started on first use)."""
-        return (self.spark or SparkResource()).session
+        """The run's Spark session (started on first use, with the s3a file system for an s3a:// root)."""
+        packages = [hadoop_aws_package()] if self.on_s3 else []
+        return (self.spark or SparkResource()).session_with(self.spark_settings(), packages)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Every run checks the root first, so a bad location fails before any table is touched."""
@@ -192,12 +242,12 @@ class WarehouseResource(ConfigurableResource):
 
     def delta_rs(self, table: Table) -> RsDeltaTable | None:
         """The table opened with delta-rs (no JVM), or None when it does not exist yet."""
-        uri = delta_rs_uri(self.uri(table))
-        return RsDeltaTable(uri) if RsDeltaTable.is_deltatable(uri) else None
+        uri, options = delta_rs_uri(self.uri(table)), self.storage_options()
+        return RsDeltaTable(uri, storage_options=options) if RsDeltaTable.is_deltatable(uri, options) else None
 
     def exists(self, table: Table) -> bool:
         """Whether the table has been written."""
-        return RsDeltaTable.is_deltatable(delta_rs_uri(self.uri(table)))
+        return RsDeltaTable.is_deltatable(delta_rs_uri(self.uri(table)), self.storage_options())
 
     def read(self, table: Table, days: Sequence[date] | None = None) -> DataFrame:
         """The table (only the given days of a daily table); a clear error naming it when it does not exist."""
