@@ -9,8 +9,9 @@ from medallion_assets.paths import REPO_ROOT
 KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
 SPARK_CONNECT_TEST_HOME = REPO_ROOT / ".cache" / "spark-connect-test"
 SPARK_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "spark-cluster-test"
+OBJECT_STORE_TEST_HOME = REPO_ROOT / ".cache" / "object-store-test"
 # Fixtures that start a JVM (Spark, a Spark Connect server) or a broker; a test marked `fast` must use none.
-JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster"})
+JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster", "object_store"})
 
 
 def _fast_only(config: pytest.Config) -> bool:
@@ -77,3 +78,14 @@ def spark_cluster(request):
     cluster = Cluster(SPARK_CLUSTER_TEST_HOME, int(os.environ.get("MEDALLION_TEST_SPARK_MASTER_PORT", "17077")))
     yield dict(line.split("=", 1) for line in up(cluster))
     down(cluster)
+
+
+@pytest.fixture(scope="session")
+def object_store(request):
+    """The environment (MEDALLION_WAREHOUSE, MEDALLION_S3_ENDPOINT, credentials) of a local S3 store."""
+    _refuse_in_fast_run(request, "the object store")
+    from medallion_assets.dev.object_store import Store, down, up
+
+    store = Store(OBJECT_STORE_TEST_HOME, int(os.environ.get("MEDALLION_TEST_S3_PORT", "18433")))
+    yield dict(line.split("=", 1) for line in up(store))
+    down(store)

@@ -18,6 +18,7 @@ COMMANDS = [
     ["medallion_assets.dev.kafka_local", "up"],
     ["medallion_assets.dev.spark_connect", "up"],
     ["medallion_assets.dev.spark_cluster", "up"],
+    ["medallion_assets.dev.object_store", "up"],
 ]
 OPTION = re.compile(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$")
 
