@@ -6,7 +6,6 @@ import argparse
 from datetime import timedelta
 
 from dagster import DagsterInstance, EnvVar
-from deltalake import DeltaTable
 
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
@@ -18,11 +17,13 @@ from medallion_assets.topics import TOPICS, client_settings
 
 
 def table_rows(warehouse: WarehouseResource) -> list[tuple[str, int, str]]:
-    """(asset, rows, location) of every table, read with delta-rs."""
+    """(asset, rows, location) of every table, read with delta-rs (from a bucket too)."""
     rows = []
     for table in ALL_TABLES:
-        uri = warehouse.uri(table)
-        rows.append((table.path, DeltaTable(uri).to_pyarrow_dataset().count_rows(), uri))
+        delta = warehouse.delta_rs(table)
+        if delta is None:
+            raise RuntimeError(f"{table.path}: no Delta table at {warehouse.uri(table)} after the run")
+        rows.append((table.path, delta.to_pyarrow_dataset().count_rows(), warehouse.uri(table)))
     return rows
 
 

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from medallion_assets.dev.processes import run_command
+
 pytestmark = pytest.mark.fast
 
 COMMANDS = [
@@ -48,3 +50,8 @@ def test_every_option_has_help(command):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "options:" in done.stdout
     assert options_without_help(done.stdout) == []
+
+
+def test_a_service_s_up_prints_lines_a_shell_exports(capsys):
+    run_command("up", lambda: ["SPARK_REMOTE=sc://127.0.0.1:15002", "ODD=two words"], lambda: True, lambda: None)
+    assert capsys.readouterr().out.splitlines() == ["export SPARK_REMOTE=sc://127.0.0.1:15002", "export ODD='two words'"]

@@ -9,7 +9,7 @@ CLI::
 
     python -m medallion_assets.dev.object_store up|down|status [--port N] [--home DIR]
 
-`up` is idempotent and prints `MEDALLION_WAREHOUSE=s3a://...`, `MEDALLION_S3_ENDPOINT` and the
+`up` is idempotent and prints `export MEDALLION_WAREHOUSE=s3a://...`, `MEDALLION_S3_ENDPOINT` and the
 credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), for `eval "$(...)"`; `down` stops only
 the server it started (by the pid in its home).
 """

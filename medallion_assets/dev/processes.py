@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -92,9 +93,15 @@ def stop(pid_file: Path) -> bool:
 
 
 def run_command(command: str, up: Callable[[], list[str]], down: Callable[[], bool], where: Callable[[], str | None]) -> int:
-    """A dev service's `up` (print its environment lines), `down` or `status` (where it runs, if it does)."""
+    """A dev service's `up`, `down` or `status` (where it runs, if it does).
+
+    `up` prints its KEY=value lines as `export KEY=value`, so `eval "$(... up)"` hands them to every
+    command the shell starts next (`make demo`, `dagster dev`).
+    """
     if command == "up":
-        print("\n".join(up()))
+        for line in up():
+            key, value = line.split("=", 1)
+            print(f"export {key}={shlex.quote(value)}")
     elif command == "down":
         print("stopped" if down() else "not running", file=sys.stderr)
     else:

@@ -8,7 +8,7 @@ CLI::
 
     python -m medallion_assets.dev.spark_cluster up|down|status [--port N] [--workers N] [--home DIR]
 
-`up` is idempotent and prints `SPARK_MASTER=spark://127.0.0.1:<port>` and `SPARK_LOCAL_IP`
+`up` is idempotent and prints `export SPARK_MASTER=spark://127.0.0.1:<port>` and `SPARK_LOCAL_IP`
 (for `eval "$(...)"`); `down` stops only the processes it started (by the pids in its home).
 """
 

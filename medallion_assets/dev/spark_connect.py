@@ -9,7 +9,7 @@ CLI::
 
     python -m medallion_assets.dev.spark_connect up|down|status [--port N] [--home DIR]
 
-`up` is idempotent and prints `SPARK_REMOTE=sc://127.0.0.1:<port>` (for `eval "$(...)"`);
+`up` is idempotent and prints `export SPARK_REMOTE=sc://127.0.0.1:<port>` (for `eval "$(...)"`);
 `down` stops only the server it started (by the pid in its home).
 """
 
