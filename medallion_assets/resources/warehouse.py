@@ -125,9 +125,12 @@ def of_groups(df: DataFrame, group: str, touched: DataFrame) -> DataFrame:
     return df.join(groups, df[group].eqNullSafe(groups["_group"]), "left_semi")
 
 
-def column_schema(df: DataFrame) -> TableSchema:
-    """Dagster column schema of a DataFrame."""
-    return TableSchema(columns=[TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
+def column_schema(df: DataFrame, table: Table) -> TableSchema:
+    """Dagster column schema of a DataFrame written to a table, with the descriptions of the columns it declares."""
+    declared = {c.name: c.doc for c in table.columns}
+    return TableSchema(
+        columns=[TableColumn(f.name, f.dataType.simpleString(), declared.get(f.name)) for f in df.schema.fields]
+    )
 
 
 def spark_app_id(session: SparkSession) -> str | None:
@@ -359,6 +362,6 @@ class WarehouseResource(ConfigurableResource):
             rows_written=int(rows) if entry else 0,
             total_rows=self._total(files),
             day_rows=self._day_counts(table, files, days) if days else {},
-            schema=column_schema(df) if df is not None else None,
+            schema=column_schema(df, table) if df is not None else None,
             spark_app_id=spark_app_id(self.session) if df is not None else None,
         )
