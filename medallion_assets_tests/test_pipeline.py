@@ -147,6 +147,15 @@ def test_every_check_passes_but_the_drop_rules_above_their_tolerance(run):
     )
 
 
+def test_every_table_writes_the_columns_tables_py_declares(run):
+    evaluations = [e for r in (run.first_ingest, run.full) for e in r.get_asset_check_evaluations()]
+    schema = [e for e in evaluations if e.check_name == "column_schema_matches"]
+    assert {e.asset_key for e in schema} == {t.asset_key for t in ALL_TABLES}
+    assert [e.metadata.get("sample") for e in schema if not e.passed] == []
+    for m in _materializations(run.full):  # what was written, described as declared
+        assert all(c.description for c in m.metadata["dagster/column_schema"].schema.columns), m.asset_key
+
+
 def test_every_daily_check_is_evaluated_once_per_day(run):
     full = run.full
     days = {FIRST.isoformat(), LAST.isoformat()}
@@ -215,5 +224,7 @@ def test_a_day_without_upstream_data_reports_zero_rows_not_another_writes(run):
     )
     version = m.metadata["delta_version"].value
     assert version == "no commit" or version > max(b.metadata["delta_version"].value for b in before.values())
-    (check,) = result.get_asset_check_evaluations()
-    assert check.passed and check.partition == empty.isoformat() and check.metadata["total_rows"].value == 0
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"streams_match_fact", "column_schema_matches"}
+    assert all(c.passed and c.partition == empty.isoformat() for c in checks.values())
+    assert checks["streams_match_fact"].metadata["total_rows"].value == 0

@@ -102,7 +102,7 @@ def write_quarantine(context: AssetExecutionContext, warehouse: WarehouseResourc
 
 @tables_asset(
     "bronze",
-    [table_spec(BRONZE[t], [RAW[t].asset_key]) for t in TOPICS] + [table_spec(QUARANTINE, [RAW[t].asset_key for t in TOPICS])],
+    [table_spec(BRONZE[t], [RAW[t]]) for t in TOPICS] + [table_spec(QUARANTINE, list(RAW.values()))],
     checks=[*(rule.check for t in TOPICS for rule in expectations_for(BRONZE[t])), RECONCILIATION],
 )
 def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:

@@ -24,7 +24,7 @@ from medallion_assets.quality.integrity import (
 )
 from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.warehouse import Commit, WarehouseResource, of_groups
-from medallion_assets.runtime import table_asset
+from medallion_assets.runtime import table_asset, table_report
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import KEY, build_dim_location, location_upserts, locations
@@ -44,7 +44,7 @@ def dimension_checks(table: Table) -> list[Check]:
 
 def dimension_asset(table: Table, *upstream: Table) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """The decorator of a dimension's asset, with all its checks."""
-    return table_asset(table, checks=dimension_checks(table), deps=[t.asset_key for t in upstream])
+    return table_asset(table, checks=dimension_checks(table), upstream=upstream)
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,10 @@ class Published:
     def result(self, *more_checks: AssetCheckResult, **metadata: Any) -> MaterializeResult:
         """The materialization with every check result."""
         dropped = {k: v for k, v in self.tally.items() if k is not None}
-        return MaterializeResult(
-            metadata={
-                **self.commit.metadata(),
-                "input_rows": sum(self.tally.values()),
-                "dropped_by_expectation": MetadataValue.json(dropped),
-                **metadata,
-            },
-            check_results=[*self.checks, *more_checks],
+        return table_report(
+            self.commit,
+            [*self.checks, *more_checks],
+            {"input_rows": sum(self.tally.values()), "dropped_by_expectation": MetadataValue.json(dropped), **metadata},
         )
 
 
