@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow as pa
 import pytest
 from dagster import AssetCheckSeverity, TableColumn, TableSchema
+from deltalake import write_deltalake
 
 from medallion_assets.definitions import all_assets
 from medallion_assets.quality.schema import COLUMN_SCHEMA, schema_outcome
-from medallion_assets.tables import ALL_TABLES, LINEAGE_LAYERS, TABLES_BY_KEY, WIDE_FACT, Table
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.tables import ALL_TABLES, DIM_DATETIME, LINEAGE_LAYERS, TABLES_BY_KEY, WIDE_FACT, Table
 from medallion_assets.versions import closure, code_version
 
 pytestmark = pytest.mark.fast
@@ -122,3 +125,13 @@ def test_a_reordered_schema_passes_and_a_daily_table_reports_each_day():
     reordered = TableSchema(columns=list(reversed(written(table).columns)))
     (day,) = COLUMN_SCHEMA[table].day_results({date(2024, 3, 1): schema_outcome(table, reordered)})
     assert day.passed and day.partition == "2024-03-01" and day.description.startswith("0 of 25 columns fail")
+
+
+def test_a_step_that_wrote_nothing_checks_the_schema_the_delta_log_records(tmp_path):
+    warehouse = WarehouseResource(root=str(tmp_path))
+    arrow = {"bigint": pa.int64(), "int": pa.int32(), "timestamp": pa.timestamp("us", tz="UTC"), "boolean": pa.bool_()}
+    columns = {c.name: pa.array([], arrow[c.type]) for c in DIM_DATETIME.columns}
+    write_deltalake(warehouse.uri(DIM_DATETIME), pa.table(columns))
+    stored = warehouse.unchanged(DIM_DATETIME).schema
+    assert [(c.name, c.type) for c in stored.columns] == [(c.name, c.type) for c in DIM_DATETIME.columns]
+    assert schema_outcome(DIM_DATETIME, stored).failed == 0 and stored.columns[0].description

@@ -2,8 +2,8 @@
 
 A column added, removed or retyped without its declaration changing fails the check, as a
 blocking ERROR: the write has happened, but nothing downstream reads the changed table in that
-run. The schema compared is the written DataFrame's (known without a Spark job); a step that
-wrote nothing has nothing to compare and reports no evaluation.
+run. The schema compared is the written DataFrame's (known without a Spark job), or, for a step
+that wrote nothing, the table's as its Delta log records it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def schema_outcome(table: Table, written: TableSchema) -> Outcome:
 
 
 def schema_results(commit: Commit) -> list[AssetCheckResult]:
-    """column_schema_matches of an undivided table on what the write wrote (nothing when it wrote nothing)."""
+    """column_schema_matches of an undivided table on what the write wrote (none when there is no table)."""
     if commit.schema is None:
         return []
     return [COLUMN_SCHEMA[commit.table].result(schema_outcome(commit.table, commit.schema))]
