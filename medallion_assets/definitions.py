@@ -1,6 +1,8 @@
 """The Definitions of the code location: assets, checks, jobs and resources."""
 
-from dagster import Definitions, in_process_executor
+import warnings
+
+from dagster import BetaWarning, Definitions, in_process_executor, with_source_code_references
 
 from medallion_assets.orchestration.jobs import downstream_job, ingest_job, medallion_job, observe_reference_job
 from medallion_assets.orchestration.maintenance import maintenance_job
@@ -21,7 +23,10 @@ from medallion_assets.raw.assets import raw_assets
 from medallion_assets.silver.assets import silver_assets
 from medallion_assets.sources import REFERENCE_CSVS, TOPIC_ASSETS
 
-all_assets = [*raw_assets, *bronze_assets, *silver_assets, *gold_assets]
+with warnings.catch_warnings():  # code references are a beta feature, used on purpose
+    warnings.simplefilter("ignore", BetaWarning)
+    # Each asset links to the lines of the function that computes it.
+    all_assets = list(with_source_code_references([*raw_assets, *bronze_assets, *silver_assets, *gold_assets]))
 external_assets = [*TOPIC_ASSETS.values(), *REFERENCE_CSVS]
 
 spark = SparkResource()

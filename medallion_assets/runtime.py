@@ -1,4 +1,9 @@
-"""Helpers shared by the assets: the asset arguments of a table, the days a run covers, and its report."""
+"""Helpers shared by the assets: the asset arguments of a table, the days a run covers, and its report.
+
+Each table's asset declares what tables.py says of it before any run (columns with their
+descriptions, column lineage, grain and key, owner, layer), a code version derived from the code
+that computes it (versions.py), and the column_schema_matches check, which every report evaluates.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -16,23 +22,55 @@ from dagster import (
     BackfillPolicy,
     BetaWarning,
     MaterializeResult,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
     multi_asset,
 )
 
 from medallion_assets.orchestration.freshness import freshness_policy
 from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.checks import Check
+from medallion_assets.quality.schema import COLUMN_SCHEMA, schema_day_results, schema_results
 from medallion_assets.resources.warehouse import Commit
-from medallion_assets.tables import Table
+from medallion_assets.tables import LINEAGE_LAYERS, OWNER, TABLES_BY_KEY, Table
+from medallion_assets.versions import code_version
 
 
-def table_spec(table: Table, deps: Sequence[AssetKey] = (), description: str | None = None, kinds: set[str] | None = None) -> AssetSpec:
-    """A table's asset spec: key, group = layer, grain as description, daily partitions if any."""
+def declared_schema(table: Table) -> TableSchema:
+    """The table's declared columns: name, Spark SQL type and description."""
+    return TableSchema(columns=[TableColumn(c.name, c.type, c.doc) for c in table.columns])
+
+
+def column_lineage(table: Table, upstream: Sequence[Table]) -> TableColumnLineage | None:
+    """Each column's upstream columns, for a silver or gold table computed from other tables."""
+    if table.layer not in LINEAGE_LAYERS or not upstream:
+        return None
+    deps = {c.name: [TableColumnDep(t.asset_key, name) for t, name in table.column_sources(c, upstream)] for c in table.columns}
+    return TableColumnLineage(deps_by_column={name: found for name, found in deps.items() if found})
+
+
+def table_spec(
+    table: Table,
+    upstream: Sequence[Table] = (),
+    description: str | None = None,
+    kinds: set[str] | None = None,
+    sources: Sequence[AssetKey] = (),
+) -> AssetSpec:
+    """A table's asset spec: key, group = layer, grain as description, columns and lineage, daily partitions if any."""
+    lineage = column_lineage(table, upstream)
     return AssetSpec(
         key=table.asset_key,
-        deps=deps,
+        deps=[*(t.asset_key for t in upstream), *sources],  # sources: external assets (topics, reference files)
         description=description or f"Grain: {table.grain}." + (f" Key: {', '.join(table.key)}." if table.key else ""),
+        metadata={
+            "dagster/column_schema": declared_schema(table),
+            **({"dagster/column_lineage": lineage} if lineage is not None else {}),
+        },
         group_name=table.layer,
+        owners=[OWNER],
+        tags={"layer": table.layer},
         kinds=kinds or {"spark", "delta"},
         partitions_def=daily_partitions if table.partition_column and table.layer != "raw" else None,
         freshness_policy=freshness_policy(table),
@@ -40,30 +78,37 @@ def table_spec(table: Table, deps: Sequence[AssetKey] = (), description: str | N
 
 
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
-    """The decorator of one step that writes the tables of `specs`, with their checks.
+    """The decorator of one step that writes the tables of `specs`, with their checks and each table's
+    column_schema_matches; each spec gets the code version of the code that computes its table.
 
     Check results are optional outputs (the asset is subsettable), so a daily table can report
     one evaluation per day partition instead of one per run.
     """
-    with warnings.catch_warnings():  # the single-run policy is chosen on purpose: no beta notice per asset
-        warnings.simplefilter("ignore", BetaWarning)
-        return multi_asset(
-            name=name,
-            specs=list(specs),
-            check_specs=[c.spec for c in checks],
-            can_subset=True,
-            # single-run for every asset, so one run (and one Spark session) covers a range of days
-            # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
-            backfill_policy=BackfillPolicy.single_run(),
-            **extra,
-        )
+    tables = [TABLES_BY_KEY[spec.key] for spec in specs]
+
+    def decorate(compute: Callable[..., Any]) -> AssetsDefinition:
+        versioned = [s.replace_attributes(code_version=code_version(t, compute.__module__)) for s, t in zip(specs, tables)]
+        with warnings.catch_warnings():  # the single-run policy is chosen on purpose: no beta notice per asset
+            warnings.simplefilter("ignore", BetaWarning)
+            return multi_asset(
+                name=name,
+                specs=versioned,
+                check_specs=[c.spec for c in (*checks, *(COLUMN_SCHEMA[t] for t in tables))],
+                can_subset=True,
+                # single-run for every asset, so one run (and one Spark session) covers a range of days
+                # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
+                backfill_policy=BackfillPolicy.single_run(),
+                **extra,
+            )(compute)
+
+    return decorate
 
 
 def table_asset(
-    table: Table, checks: Sequence[Check] = (), deps: Sequence[AssetKey] = (), **extra: Any
+    table: Table, checks: Sequence[Check] = (), upstream: Sequence[Table] = (), sources: Sequence[AssetKey] = (), **extra: Any
 ) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """The decorator of a table's own asset (its step is named after the key)."""
-    spec = table_spec(table, deps, extra.pop("description", None), extra.pop("kinds", None))
+    spec = table_spec(table, upstream, extra.pop("description", None), extra.pop("kinds", None), sources)
     return tables_asset(table.asset_key.to_python_identifier(), [spec], checks, **extra)
 
 
@@ -80,9 +125,22 @@ def daily_report(
     metadata: Mapping[str, Any] | None = None,
     day_metadata: Mapping[date, Mapping[str, Any]] | None = None,
 ) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
-    """A daily table's materialization (each day with its own row count), then its per-day check evaluations."""
+    """A daily table's materialization (each day with its own row count), then its per-day check
+    evaluations, column_schema_matches among them."""
     for day in days:
         own = {**commit.day_metadata(day), **(day_metadata or {}).get(day, {})}
         context.add_asset_metadata(own, asset_key=commit.table.asset_key, partition_key=day.isoformat())
     yield MaterializeResult(asset_key=commit.table.asset_key, metadata={**commit.metadata(), **(metadata or {})})
     yield from evaluations
+    yield from schema_day_results(commit, days)
+
+
+def table_report(
+    commit: Commit, check_results: Sequence[AssetCheckResult] = (), metadata: Mapping[str, Any] | None = None
+) -> MaterializeResult:
+    """An undivided table's materialization with its check results, column_schema_matches among them."""
+    return MaterializeResult(
+        asset_key=commit.table.asset_key,
+        metadata={**commit.metadata(), **(metadata or {})},
+        check_results=[*check_results, *schema_results(commit)],
+    )

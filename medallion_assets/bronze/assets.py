@@ -23,10 +23,6 @@ from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
 
 Event = MaterializeResult | AssetCheckEvaluation
-QUARANTINE_COLUMNS = (
-    "topic", "kafka_topic", "kafka_partition", "kafka_offset", "reject_reason", "parse_error", "value", "value_bytes",
-    "event_date",
-)
 
 
 @dataclass
@@ -39,7 +35,8 @@ class Classified:
 
     def rejected(self) -> DataFrame:
         """The rows bronze does not keep, in quarantine's columns."""
-        return self.rows.where(F.col("reject_reason").isNotNull()).withColumn("topic", F.lit(self.topic)).select(*QUARANTINE_COLUMNS)
+        rejected = self.rows.where(F.col("reject_reason").isNotNull())
+        return rejected.withColumn("topic", F.lit(self.topic)).select(*QUARANTINE.column_names)
 
     def day_figures(self, days: Sequence[date]) -> dict[date, dict[str, int]]:
         """Per day: raw records read and rows rejected."""
@@ -83,7 +80,7 @@ def write_quarantine(context: AssetExecutionContext, warehouse: WarehouseResourc
     """Write every topic's rejects of the days and the raw rows no partition processes; reconcile raw with bronze."""
     undated = [
         outside_partitions(warehouse.read(RAW[p.topic]).where(outside_partitions_predicate()))  # partition pruning: no day scan
-        .withColumn("topic", F.lit(p.topic)).withColumnRenamed("reason", "reject_reason").select(*QUARANTINE_COLUMNS)
+        .withColumn("topic", F.lit(p.topic)).withColumnRenamed("reason", "reject_reason").select(*QUARANTINE.column_names)
         for p in parts
     ]
     rows = reduce(DataFrame.unionByName, [*undated, *(p.rejected() for p in parts)])
@@ -105,7 +102,7 @@ def write_quarantine(context: AssetExecutionContext, warehouse: WarehouseResourc
 
 @tables_asset(
     "bronze",
-    [table_spec(BRONZE[t], [RAW[t].asset_key]) for t in TOPICS] + [table_spec(QUARANTINE, [RAW[t].asset_key for t in TOPICS])],
+    [table_spec(BRONZE[t], [RAW[t]]) for t in TOPICS] + [table_spec(QUARANTINE, list(RAW.values()))],
     checks=[*(rule.check for t in TOPICS for rule in expectations_for(BRONZE[t])), RECONCILIATION],
 )
 def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:

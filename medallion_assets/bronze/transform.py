@@ -9,19 +9,11 @@ from pyspark.sql import functions as F
 
 from medallion_assets.quality.expectations import expectations_for, first_violation
 from medallion_assets.raw.parse import epoch_ms_to_timestamp
-from medallion_assets.schemas import TOPIC_EXTRA_FIELDS
 from medallion_assets.tables import BRONZE
 
 DEDUP_KEY = ("userId", "sessionId", "itemInSession", "ts")
 MALFORMED = "malformed"
 DUPLICATE = "duplicate"
-
-LINEAGE_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
-EVENT_COLUMNS = (
-    "ts", "event_timestamp", "userId", "sessionId", "itemInSession", "auth", "level",
-    "firstName", "lastName", "gender", "registration", "registration_time",
-    "city", "zip", "state", "latitude", "longitude", "userAgent",
-)
 
 
 def normalise(raw: DataFrame, duration_unit: Literal["seconds", "milliseconds"] = "seconds") -> DataFrame:
@@ -56,11 +48,6 @@ def classify(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "mill
     )
 
 
-def bronze_columns(topic: str) -> list[str]:
-    """Column order of a bronze table."""
-    return [*LINEAGE_COLUMNS, *EVENT_COLUMNS, *TOPIC_EXTRA_FIELDS[topic], "event_date"]
-
-
 def to_bronze(classified: DataFrame, topic: str) -> DataFrame:
-    """The kept rows of `classify`, in bronze column order."""
-    return classified.where(F.col("reject_reason").isNull()).select(*bronze_columns(topic))
+    """The kept rows of `classify`, in the columns tables.py declares for the topic's bronze table."""
+    return classified.where(F.col("reject_reason").isNull()).select(*BRONZE[topic].column_names)

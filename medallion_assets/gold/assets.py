@@ -20,7 +20,7 @@ from medallion_assets.quality.integrity import (
     total_mismatch,
 )
 from medallion_assets.resources.warehouse import WarehouseResource, of_groups
-from medallion_assets.runtime import daily_report, partition_dates, table_asset
+from medallion_assets.runtime import daily_report, partition_dates, table_asset, table_report
 from medallion_assets.tables import (
     ARTIST_POPULARITY,
     BRONZE,
@@ -49,9 +49,7 @@ def by_day(counts: dict) -> dict[tuple, int]:
     return {(day,): n for day, n in counts.items()}
 
 
-@table_asset(
-    FACT_STREAM, checks=[NO_NULL_KEYS, KEYS_IN_DIMENSIONS, FAN_OUT], deps=[LISTENS.asset_key, *[d.asset_key for d in DIMENSIONS]]
-)
+@table_asset(FACT_STREAM, checks=[NO_NULL_KEYS, KEYS_IN_DIMENSIONS, FAN_OUT], upstream=[LISTENS, *DIMENSIONS])
 def fact_stream(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
     """Listens of the run's days, keyed to the dimensions."""
     days = partition_dates(context)
@@ -64,7 +62,7 @@ def fact_stream(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     yield from daily_report(context, commit, days, checks)
 
 
-@table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS], deps=[FACT_STREAM.asset_key, *[d.asset_key for d in DIMENSIONS]])
+@table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS], upstream=[FACT_STREAM, *DIMENSIONS])
 def wide_fact(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
     """The fact of the run's days with every dimension's attributes."""
     days = partition_dates(context)
@@ -78,7 +76,7 @@ def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame
     """A daily summary of wide_fact, whose streams add up to the fact's rows of each day."""
     check = STREAMS_MATCH_FACT[table]
 
-    @table_asset(table, checks=[check], deps=[WIDE_FACT.asset_key])
+    @table_asset(table, checks=[check], upstream=[WIDE_FACT])
     def summary(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
         days = partition_dates(context)
         commit = warehouse.replace_days(table, summarise(warehouse.read(WIDE_FACT, days)), days)
@@ -91,7 +89,7 @@ def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame
     return summary
 
 
-@table_asset(ARTIST_POPULARITY, checks=[STREAMS_MATCH_FACT[ARTIST_POPULARITY]], deps=[WIDE_FACT.asset_key])
+@table_asset(ARTIST_POPULARITY, checks=[STREAMS_MATCH_FACT[ARTIST_POPULARITY]], upstream=[WIDE_FACT])
 def artist_popularity_asset(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Streams, listeners, songs and active days per artist over all time: the artists streamed on the
     run's days recomputed from all their streams, or every artist."""
@@ -106,9 +104,7 @@ def artist_popularity_asset(context: AssetExecutionContext, warehouse: Warehouse
         refresh = {"refresh": "days", "days": MetadataValue.json([d.isoformat() for d in days])}
     streams = warehouse.read(ARTIST_POPULARITY).agg(F.sum("total_streams")).collect()[0][0] or 0
     outcome = total_mismatch(warehouse.total_rows(FACT_STREAM), int(streams))
-    return MaterializeResult(
-        metadata={**commit.metadata(), **refresh}, check_results=[STREAMS_MATCH_FACT[ARTIST_POPULARITY].result(outcome)]
-    )
+    return table_report(commit, [STREAMS_MATCH_FACT[ARTIST_POPULARITY].result(outcome)], refresh)
 
 
 gold_assets = [

@@ -8,7 +8,6 @@ from pyspark.sql import functions as F
 from medallion_assets.keys import clean_artist_name, unknown_key
 
 LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
-FACT_COLUMNS = ("userKey", "artistKey", "songKey", "dateKey", "locationKey", "timestamp", "date_part", *LINEAGE)
 
 
 def song_lookup(dim_songs: DataFrame) -> DataFrame:

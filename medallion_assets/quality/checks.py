@@ -2,7 +2,7 @@
 spec and its results, per day partition for daily tables.
 
 Every result carries `failed_rows`, `total_rows`, a float `failed_fraction` and, when it fails,
-a sample of the failing rows.
+a sample of the failing rows (a check that counts columns says `failed_columns`, `total_columns`).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Check:
     """A named rule on one table, evaluated per day partition when the table is daily.
 
     It fails when the failed fraction exceeds `tolerance`; a failure is an ERROR that blocks
-    downstream assets when `blocking`, a WARN otherwise.
+    downstream assets when `blocking`, a WARN otherwise. It counts rows, or the `unit` it names.
     """
 
     table: Table
@@ -82,6 +82,7 @@ class Check:
     description: str
     blocking: bool = True
     tolerance: float = 0.0
+    unit: str = "rows"
 
     @property
     def per_day(self) -> bool:
@@ -112,8 +113,8 @@ class Check:
 
     def _metadata(self, outcome: Outcome, extra: Mapping[str, Any]) -> dict[str, Any]:
         metadata: dict[str, Any] = {
-            "failed_rows": outcome.failed,
-            "total_rows": outcome.total,
+            f"failed_{self.unit}": outcome.failed,
+            f"total_{self.unit}": outcome.total,
             "failed_fraction": MetadataValue.float(outcome.fraction),
             **({"tolerated_fraction": MetadataValue.float(self.tolerance)} if self.tolerance else {}),
             **extra,
@@ -124,7 +125,7 @@ class Check:
 
     def _description(self, outcome: Outcome, day: date | None) -> str:
         where = f" on {day.isoformat()}" if day else ""
-        text = f"{outcome.failed} of {outcome.total} rows fail {self.name}{where}"
+        text = f"{outcome.failed} of {outcome.total} {self.unit} fail {self.name}{where}"
         if outcome.failed and not self.passed(outcome) and self.tolerance:
             text += f" ({outcome.fraction:.1%}, above the tolerated {self.tolerance:.1%})"
         return text

@@ -19,7 +19,7 @@ from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets, spark_of
 from medallion_assets.raw.parse import empty_records, outside_partitions, outside_reason, parse_records
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import table_asset
+from medallion_assets.runtime import table_asset, table_report
 from medallion_assets.schemas import TOPICS
 from medallion_assets.sources import TOPIC_ASSETS
 from medallion_assets.tables import RAW
@@ -35,7 +35,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
     @table_asset(
         table,
         checks=[outside_check],
-        deps=[TOPIC_ASSETS[topic].key],
+        sources=[TOPIC_ASSETS[topic].key],
         description=f"Grain: {table.grain} of topic {topic}. Appended by Kafka offset range, exactly once.",
         kinds={"spark", "delta", "kafka"},
         retry_policy=KAFKA_RETRY,
@@ -52,10 +52,8 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
                 commit = warehouse.unchanged(table)
             else:  # an empty table, so downstream days of a silent topic are empty, not missing
                 commit = warehouse.append_once(table, parse_records(empty_records(warehouse.session), topic), f"raw/{physical}", 0)
-            return MaterializeResult(
-                metadata={**commit.metadata(), **base, EVENT_DATES: MetadataValue.json([])},
-                check_results=[outside_check.result(Outcome(0, 0), by_reason=MetadataValue.json({}))],
-            )
+            nothing = outside_check.result(Outcome(0, 0), by_reason=MetadataValue.json({}))
+            return table_report(commit, [nothing], {**base, EVENT_DATES: MetadataValue.json([])})
         starting, ending = spark_offsets(physical, ranges)
         records = (
             warehouse.session.read.format("kafka")
@@ -85,10 +83,10 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
         check = outside_check.result(
             Outcome(sum(outside.values()), pending, examples), by_reason=MetadataValue.json(dict(outside))
         )
-        return MaterializeResult(
-            check_results=[check],
-            metadata={
-                **commit.metadata(),
+        return table_report(
+            commit,
+            [check],
+            {
                 **base,
                 EVENT_DATES: MetadataValue.json(sorted({str(r["event_date"]) for r in tally if r["event_date"]})),
                 "malformed_records": sum(r["count"] for r in tally if r["malformed"]),

@@ -7,12 +7,13 @@ Row counts come from the Delta log's file statistics (delta-rs), not from a scan
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -41,6 +42,8 @@ CONFLICTS = tuple(getattr(delta_exceptions, name) for name in delta_exceptions._
 # Over Spark Connect the same conflicts arrive as errors that name their Java class first.
 CONFLICT_JAVA_CLASSES = frozenset(f"io.delta.exceptions.{name}" for name in delta_exceptions.__all__)
 WRITE_ATTEMPTS = 4
+# The Delta log's names of the types whose Spark SQL names differ.
+SPARK_TYPE_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
 
 
 class MissingUpstreamTableError(RuntimeError):
@@ -125,9 +128,26 @@ def of_groups(df: DataFrame, group: str, touched: DataFrame) -> DataFrame:
     return df.join(groups, df[group].eqNullSafe(groups["_group"]), "left_semi")
 
 
-def column_schema(df: DataFrame) -> TableSchema:
-    """Dagster column schema of a DataFrame."""
-    return TableSchema(columns=[TableColumn(f.name, f.dataType.simpleString()) for f in df.schema.fields])
+def described(table: Table, columns: Iterable[tuple[str, str]]) -> TableSchema:
+    """Dagster column schema of (name, type) columns of a table, with the descriptions of the columns it declares."""
+    declared = {c.name: c.doc for c in table.columns}
+    return TableSchema(columns=[TableColumn(name, dtype, declared.get(name)) for name, dtype in columns])
+
+
+def column_schema(df: DataFrame, table: Table) -> TableSchema:
+    """Dagster column schema of a DataFrame written to a table (Spark SQL type names)."""
+    return described(table, ((f.name, f.dataType.simpleString()) for f in df.schema.fields))
+
+
+def spark_type(delta_type: str | dict) -> str:
+    """The Spark SQL name of a type of the Delta log (a nested type stays in its JSON form)."""
+    return SPARK_TYPE_NAMES.get(delta_type, delta_type) if isinstance(delta_type, str) else json.dumps(delta_type)
+
+
+def stored_schema(delta: RsDeltaTable, table: Table) -> TableSchema:
+    """Dagster column schema of a table as its Delta log records it (Spark SQL type names)."""
+    fields = json.loads(delta.schema().to_json())["fields"]
+    return described(table, ((f["name"], spark_type(f["type"])) for f in fields))
 
 
 def spark_app_id(session: SparkSession) -> str | None:
@@ -392,7 +412,8 @@ class WarehouseResource(ConfigurableResource):
     def _commit(self, table: Table, token: str | None, df: DataFrame | None, days: Sequence[date] = ()) -> Commit:
         """The commit this write made (found by its token; none without one), and the table's rows after it.
 
-        One read of the Delta log answers all of it.
+        One read of the Delta log answers all of it. The schema is the written DataFrame's, or, when
+        nothing was written, the table's as the log records it.
         """
         delta = self.delta_rs(table)
         files = self._files(delta, table)
@@ -409,6 +430,6 @@ class WarehouseResource(ConfigurableResource):
             rows_written=int(rows) if entry else 0,
             total_rows=self._total(files),
             day_rows=self._day_counts(table, files, days) if days else {},
-            schema=column_schema(df) if df is not None else None,
+            schema=column_schema(df, table) if df is not None else stored_schema(delta, table) if delta is not None else None,
             spark_app_id=spark_app_id(self.session) if df is not None else None,
         )

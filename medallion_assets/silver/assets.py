@@ -1,6 +1,6 @@
 """Silver dimensions: users (SCD2), locations, songs, artists and hours."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -24,7 +24,7 @@ from medallion_assets.quality.integrity import (
 )
 from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.warehouse import Commit, WarehouseResource, of_groups
-from medallion_assets.runtime import table_asset
+from medallion_assets.runtime import table_asset, table_report
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.sources import SONGS_CSV, STATE_CODES_CSV
 from medallion_assets.silver.dim_datetime import build_dim_datetime
@@ -43,10 +43,9 @@ def dimension_checks(table: Table) -> list[Check]:
     return [*(rule.check for rule in expectations_for(table)), UNIQUE_KEY[table], *EXTRA_CHECKS.get(table, ())]
 
 
-def dimension_asset(table: Table, *upstream: Table | SourceAsset) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+def dimension_asset(table: Table, *upstream: Table, sources: Sequence[SourceAsset] = ()) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """The decorator of a dimension's asset, with all its checks, downstream of tables and reference files."""
-    deps = [t.asset_key if isinstance(t, Table) else t.key for t in upstream]
-    return table_asset(table, checks=dimension_checks(table), deps=deps)
+    return table_asset(table, checks=dimension_checks(table), upstream=upstream, sources=[s.key for s in sources])
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,10 @@ class Published:
     def result(self, *more_checks: AssetCheckResult, **metadata: Any) -> MaterializeResult:
         """The materialization with every check result."""
         dropped = {k: v for k, v in self.tally.items() if k is not None}
-        return MaterializeResult(
-            metadata={
-                **self.commit.metadata(),
-                "input_rows": sum(self.tally.values()),
-                "dropped_by_expectation": MetadataValue.json(dropped),
-                **metadata,
-            },
-            check_results=[*self.checks, *more_checks],
+        return table_report(
+            self.commit,
+            [*self.checks, *more_checks],
+            {"input_rows": sum(self.tally.values()), "dropped_by_expectation": MetadataValue.json(dropped), **metadata},
         )
 
 
@@ -148,7 +143,7 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     )
 
 
-@dimension_asset(DIM_LOCATION, LISTENS, STATE_CODES_CSV)
+@dimension_asset(DIM_LOCATION, LISTENS, sources=[STATE_CODES_CSV])
 def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Locations of listens named by state: merged from the run's days, or rebuilt from every day."""
     states, _ = well_formed(read_reference_csv(warehouse.session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
@@ -170,7 +165,7 @@ def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
     return song_rows(good), bad.count()
 
 
-@dimension_asset(DIM_SONGS, SONGS_CSV)
+@dimension_asset(DIM_SONGS, sources=[SONGS_CSV])
 def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     """Songs of songs.csv."""
     songs, malformed = _songs(warehouse)
@@ -187,7 +182,7 @@ def dim_songs(warehouse: WarehouseResource) -> MaterializeResult:
     return published.result(SONGS_RECONCILIATION.result(songs_accounting(**counts), **counts), malformed_csv_rows=malformed)
 
 
-@dimension_asset(DIM_ARTISTS, SONGS_CSV)
+@dimension_asset(DIM_ARTISTS, sources=[SONGS_CSV])
 def dim_artists(warehouse: WarehouseResource) -> MaterializeResult:
     """Artists of songs.csv, one per cleaned name."""
     songs, malformed = _songs(warehouse)

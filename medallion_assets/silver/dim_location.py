@@ -6,8 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.keys import UNKNOWN, md5_key, with_unknown_member
-
-COLUMNS = ("locationKey", "city", "stateCode", "stateName", "zip", "latitude", "longitude")
+from medallion_assets.tables import DIM_LOCATION
 
 
 def location_key(city: str, state: str, zip_code: str) -> F.Column:
@@ -38,7 +37,7 @@ def named_locations(kept_locations: DataFrame, state_codes: DataFrame) -> DataFr
         kept_locations.join(F.broadcast(state_codes), "stateCode", "left")
         .withColumn("stateName", F.coalesce(F.col("stateName"), F.lit("NA")))
         .withColumn("locationKey", location_key("city", "stateCode", "zip"))
-        .select(*COLUMNS)
+        .select(*DIM_LOCATION.column_names)
     )
 
 

@@ -10,12 +10,9 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.keys import OPEN_END_TS, UNKNOWN, md5_key, unknown_key
+from medallion_assets.tables import DIM_USERS
 
 TRACKED = ("level", "firstName", "lastName", "gender")
-COLUMNS = (
-    "userKey", "userId", "firstName", "lastName", "gender", "level", "registration_time",
-    "row_activation_ts", "row_expiration_ts", "row_activation_date", "row_expiration_date", "current_row",
-)
 
 
 def user_observations(bronze_tables: Sequence[DataFrame]) -> DataFrame:
@@ -66,7 +63,7 @@ def build_dim_users(bronze_tables: Sequence[DataFrame]) -> DataFrame:
         .withColumn("current_row", F.col("_next").isNull())
         .withColumn("userKey", md5_key("userId", "level", F.col("row_activation_ts").cast("string")))
     )
-    return with_dates(dim).select(*COLUMNS).unionByName(unknown_user(dim.sparkSession))
+    return with_dates(dim).select(*DIM_USERS.column_names).unionByName(unknown_user(dim.sparkSession))
 
 
 def with_dates(dim: DataFrame) -> DataFrame:
@@ -86,7 +83,7 @@ def unknown_user(spark) -> DataFrame:
         F.to_timestamp(F.lit(OPEN_END_TS)).alias("row_expiration_ts"),
         F.lit(True).alias("current_row"),
     )
-    return with_dates(row).select(*COLUMNS)
+    return with_dates(row).select(*DIM_USERS.column_names)
 
 
 def days_in_versions(listens: DataFrame, versions: DataFrame) -> list[date]:

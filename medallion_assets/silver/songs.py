@@ -6,12 +6,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.keys import clean_artist_name, md5_key, with_unknown_member
-
-SONG_COLUMNS = (
-    "songKey", "songId", "title", "artistName", "artistId", "duration", "key", "keyConfidence",
-    "loudness", "songHotness", "tempo", "year",
-)
-ARTIST_COLUMNS = ("artistKey", "artistId", "name", "location", "latitude", "longitude")
+from medallion_assets.tables import DIM_ARTISTS, DIM_SONGS
 
 
 def song_rows(songs_csv: DataFrame) -> DataFrame:
@@ -42,7 +37,7 @@ def build_dim_songs(kept_songs: DataFrame) -> DataFrame:
         kept_songs.withColumn("_n", F.row_number().over(first))
         .where("_n = 1")
         .withColumn("songKey", md5_key("songId"))
-        .select(*SONG_COLUMNS)
+        .select(*DIM_SONGS.column_names)
     )
     nulls = {"duration": "double", "key": "int", "keyConfidence": "double", "loudness": "double",
              "songHotness": "double", "tempo": "double", "year": "int"}
@@ -69,7 +64,7 @@ def build_dim_artists(kept_artists: DataFrame) -> DataFrame:
     dim = kept_artists.withColumn(
         "artistKey",
         F.when(F.row_number().over(by_id) == 1, md5_key("artistId")).otherwise(md5_key("artistId", "name")),
-    ).select(*ARTIST_COLUMNS)
+    ).select(*DIM_ARTISTS.column_names)
     return with_unknown_member(
         dim, "artistKey", ("artistId", "name", "location"), {"latitude": "double", "longitude": "double"}
     )
