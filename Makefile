@@ -19,7 +19,14 @@ setup: $(STAMP)
 demo: setup
 	$(PYTHON) -m medallion_assets.demo
 
-test: setup
+# The UI test drives Debian's chromium through Playwright, which downloads no browser of its own.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "$@ is missing: install Debian's chromium (apt-get install -y chromium) as root" >&2; exit 1; fi
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: setup $(CHROMIUM)
 	$(PYTHON) -m pytest medallion_assets_tests
 
 # Tests that need no JVM and no broker; JAVA_HOME points nowhere so any Java start fails loudly.
