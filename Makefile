@@ -19,8 +19,15 @@ setup: $(STAMP)
 demo: setup
 	$(PYTHON) -m medallion_assets.demo
 
+# The UI test drives Debian's chromium through Playwright, which downloads no browser of its own.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "$@ is missing: install Debian's chromium (apt-get install -y chromium) as root" >&2; exit 1; fi
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
 # The definitions load and validate first (seconds), then the suite.
-test: setup
+test: setup $(CHROMIUM)
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PYTHON) -m pytest medallion_assets_tests
 

@@ -1,4 +1,5 @@
-"""Propagation after ingestion, single-run ranges from the CLI and Delta maintenance, on Spark and the broker.
+"""Propagation after ingestion, single-run ranges from the CLI, Delta maintenance, the daemon and the UI (in a
+real browser), on Spark and the broker.
 
 The same logic without a JVM is in test_orchestration_logic.py (the fast tier).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,11 +21,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from confluent_kafka import Producer
-from dagster import AssetSelection, DagsterEventType, DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster import AssetSelection, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter, build_sensor_context
 from deltalake import DeltaTable as RsDeltaTable
+from playwright.sync_api import expect
 
 from medallion_assets.definitions import all_assets, defs
 from medallion_assets.orchestration.jobs import downstream_job
@@ -37,14 +41,16 @@ from medallion_assets.orchestration.sensors.raw_to_gold import raw_to_gold_senso
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
-from medallion_assets.tables import BRONZE, FACT_STREAM, RAW
+from medallion_assets.tables import BRONZE, DAILY_USER_SUMMARY, FACT_STREAM, RAW, Table
 from medallion_assets.topics import TOPICS, create_topics
+from medallion_assets_tests.browser import browser_page, lineage_graph_nodes
 from medallion_assets_tests.events import event
 
 REPO = Path(__file__).resolve().parents[1]
 DG = Path(sys.executable).with_name("dg")
 SKIP_LIVE = os.environ.get("MEDALLION_SKIP_LIVE_TESTS") == "1"
 LATE_DAY = date(2018, 10, 5)
+RUN_TIMEOUT_MS = 300_000  # a run launched from the UI, start to end
 
 D1, D2, D4 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 4)
 LATE = date(2018, 10, 5)  # an old day inside the partitions
@@ -211,6 +217,13 @@ def fact_rows_of(fact: Path, day: date) -> int:
     return RsDeltaTable(str(fact)).to_pyarrow_dataset().to_table(columns=["date_part"])["date_part"].to_pylist().count(day)
 
 
+def rows_of_day(root: Path, table: Table, day: date) -> list[dict]:
+    """The rows of one day of a daily table (delta-rs), ordered by the table's key."""
+    dataset = RsDeltaTable(str(root / table.path)).to_pyarrow_dataset()
+    rows = dataset.to_table(filter=pc.field(table.partition_column) == pa.scalar(day, pa.date32()))
+    return rows.sort_by([(column, "ascending") for column in table.key]).to_pylist()
+
+
 def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout_s: float = 600) -> float:
     """Seconds until condition() holds while the process lives; fails with the log's tail otherwise."""
     started = time.monotonic()
@@ -231,18 +244,49 @@ def webserver_answers(port: int) -> bool:
         return False
 
 
-@pytest.mark.live
-@pytest.mark.skipif(SKIP_LIVE, reason="MEDALLION_SKIP_LIVE_TESTS=1")
-@pytest.mark.timeout(1200)
-def test_the_daemon_ingests_and_propagates_to_gold(kafka_bootstrap, spark_remote, tmp_path):
+@dataclass(frozen=True)
+class DagsterDev:
+    """A running `dagster dev` (webserver and daemon) with its own topics, warehouse and Dagster home."""
+
+    url: str
+    home: Path
+    root: Path
+    process: subprocess.Popen
+    log: Path
+
+    def wait_for(self, condition, what: str, timeout_s: float = 600) -> float:
+        """Seconds until condition() holds while `dagster dev` lives."""
+        return wait_for(condition, self.process, self.log, what, timeout_s)
+
+    def runs(self, job_name: str | None = None) -> list:
+        """The instance's runs (of one job), newest first."""
+        with DagsterInstance.from_config(str(self.home)) as instance:
+            return list(instance.get_runs(RunsFilter(job_name=job_name) if job_name else None))
+
+    def succeeded_ranges(self, job_name: str) -> list[tuple[date, date]]:
+        """(first, last) day of each successful run of one job."""
+        return ranges_of([r for r in self.runs(job_name) if r.status == DagsterRunStatus.SUCCESS])
+
+    def check_evaluations(self, run_id: str) -> list:
+        """The asset check evaluations one run recorded."""
+        with DagsterInstance.from_config(str(self.home)) as instance:
+            records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+        return [r.event_log_entry.dagster_event.event_specific_data for r in records]
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(kafka_bootstrap, spark_remote, tmp_path_factory) -> Iterator[DagsterDev]:
+    """`dagster dev` on 127.0.0.1 as `make dev` runs it, its runs clients of the warm Spark Connect server,
+    started once for the live tests of this module; its topics hold one batch when it starts: three listens
+    of D1 and one of LATE_DAY (late data). Stopped by its process group afterwards."""
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     create_topics(kafka_bootstrap, [prefix + t for t in TOPICS], partitions=2)
-    # three listens of a new day and one of an old day inside the partitions (late data), in one batch
     batch = [event(f"{D1}T0{h}:00:00", user=str(h)) for h in range(1, 4)] + [event(f"{LATE_DAY}T12:00:00", user="9")]
     produce(kafka_bootstrap, prefix + "listen_events", batch)
-    home, root = tmp_path / "home", tmp_path / "warehouse"
+    tmp = tmp_path_factory.mktemp("dagster-dev")
+    home, root, log = tmp / "home", tmp / "warehouse", tmp / "dagster-dev.log"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")  # no welcome dialog
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -254,16 +298,12 @@ def test_the_daemon_ingests_and_propagates_to_gold(kafka_bootstrap, spark_remote
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = tmp_path / "dagster-dev.log"
-    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")]
+    command = [str(DAGSTER), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")]
     with open(log, "w") as out:
         dev = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    fact = root / FACT_STREAM.path
     try:
         wait_for(lambda: webserver_answers(port), dev, log, "the webserver", timeout_s=180)
-        first = wait_for(lambda: fact_rows_of(fact, D1) == 3, dev, log, f"3 fact rows for {D1}")
-        late = first + wait_for(lambda: fact_rows_of(fact, LATE_DAY) == 1, dev, log, f"the late fact row for {LATE_DAY}")
-        print(f"produce -> gold: {first:.0f} s for new events, {late:.0f} s for the late event of the same batch")
+        yield DagsterDev(f"http://127.0.0.1:{port}", home, root, dev, log)
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
         try:
@@ -271,12 +311,70 @@ def test_the_daemon_ingests_and_propagates_to_gold(kafka_bootstrap, spark_remote
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait(10)
-    assert fact_rows_of(fact, D1) == 3
-    with DagsterInstance.from_config(str(home)) as instance:
-        runs = instance.get_runs()
-    ingest = [r for r in runs if r.job_name == "ingest_job"]
+
+
+@pytest.mark.live
+@pytest.mark.skipif(SKIP_LIVE, reason="MEDALLION_SKIP_LIVE_TESTS=1")
+@pytest.mark.timeout(1200)
+def test_the_daemon_ingests_and_propagates_to_gold(dagster_dev):
+    fact = dagster_dev.root / FACT_STREAM.path
+    first = dagster_dev.wait_for(lambda: fact_rows_of(fact, D1) == 3, f"3 fact rows for {D1}")
+    late = first + dagster_dev.wait_for(lambda: fact_rows_of(fact, LATE_DAY) == 1, f"the late fact row for {LATE_DAY}")
+    print(f"produce -> gold: {first:.0f} s for new events, {late:.0f} s for the late event of the same batch")
+    ingest = dagster_dev.runs("ingest_job")
     assert len(ingest) == 1 and ingest[0].tags["medallion/lag.listen_events"] == "4"
     # the new day and the late day are not adjacent: one downstream run each
-    downstream = [r for r in runs if r.job_name == downstream_job.name]
-    assert sorted(ranges_of(downstream)) == [(LATE_DAY, LATE_DAY), (D1, D1)]
+    assert sorted(ranges_of(dagster_dev.runs(downstream_job.name))) == [(LATE_DAY, LATE_DAY), (D1, D1)]
 
+
+@pytest.mark.live
+@pytest.mark.skipif(SKIP_LIVE, reason="MEDALLION_SKIP_LIVE_TESTS=1")
+@pytest.mark.timeout(900)
+def test_the_ui_shows_every_asset_and_reruns_a_gold_day_with_its_checks(dagster_dev, tmp_path):
+    summary, root = DAILY_USER_SUMMARY, dagster_dev.root
+    specs = defs.resolve_all_asset_specs()
+    checks = {(k.asset_key, k.name) for k in defs.resolve_assets_def(summary.asset_key).check_keys}
+
+    with browser_page(dagster_dev.url, tmp_path / "failure.png") as page:
+        # The lineage graph draws every asset of the definitions, each in its group.
+        started = time.monotonic()
+        page.goto("/asset-groups")
+        page.get_by_role("button", name="settings", exact=True).click()  # the graph's settings
+        page.get_by_role("menuitem", name="Expand all groups").click()
+        expect(page.locator("svg foreignObject:not(.group) [data-tooltip]")).to_have_count(len(specs))
+        assert lineage_graph_nodes(page) == sorted((s.group_name, s.key.path[-1]) for s in specs)
+        lineage_s = time.monotonic() - started
+
+        # From the asset page, one run of D1 again, once the daemon's run of that day is done.
+        dagster_dev.wait_for(lambda: (D1, D1) in dagster_dev.succeeded_ranges(downstream_job.name), f"the run of {D1}")
+        rows_before, version_before = rows_of_day(root, summary, D1), RsDeltaTable(str(root / summary.path)).version()
+        started = time.monotonic()
+        page.goto(f"/assets/{summary.path}")
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Show all partitions").click()  # it offers the last 90 days first
+        dialog.get_by_role("textbox").fill(D1.isoformat())
+        dialog.get_by_role("textbox").press("Enter")
+        expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+        dialog.get_by_role("button", name="Launch 1 run").click()
+        page.get_by_role("link", name="View", exact=True).click()  # on the toast of the launched run
+        page.wait_for_url("**/runs/*")
+        run_id = page.url.rsplit("/", 1)[-1]
+        status = page.get_by_text(re.compile("^(Success|Failure|Canceled)$"))  # the run's status tag, once it ends
+        expect(status).to_be_visible(timeout=RUN_TIMEOUT_MS)
+        expect(status).to_have_text("Success")
+        log_filter = page.get_by_placeholder("Filter…")
+        log_filter.fill("type:ASSET_CHECK_EVALUATION")
+        log_filter.press("Enter")
+        for asset_key, check in checks:
+            evaluation = f"Check {check} succeeded for materialization of {' / '.join(asset_key.path)}."
+            expect(page.get_by_text(evaluation)).to_be_visible()
+        print(f"UI: lineage in {lineage_s:.0f} s, a run of {D1} launched and seen to succeed in {time.monotonic() - started:.0f} s")
+
+    (run,) = [r for r in dagster_dev.runs() if r.run_id == run_id]
+    assert run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == D1.isoformat()
+    evaluations = dagster_dev.check_evaluations(run_id)
+    assert {(e.asset_key, e.check_name) for e in evaluations} == checks and all(e.passed for e in evaluations)
+    # The re-run replaced the day with the same rows: a new Delta version, nothing gained or lost.
+    assert RsDeltaTable(str(root / summary.path)).version() > version_before
+    assert rows_of_day(root, summary, D1) == rows_before
