@@ -26,8 +26,9 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, run_command, start, stop, wait_until
+from medallion_assets.dev.processes import HOST, HomedService, ServiceError, launch, port_answers, run_command, stop
 from medallion_assets.paths import REPO_ROOT
 
 DEFAULT_PORT = 8333
@@ -77,19 +78,11 @@ def ensure_binary() -> Path:
 
 
 @dataclass(frozen=True)
-class Store:
+class Store(HomedService):
     """Where one store's data, credentials, pid file and log live, and its S3 port."""
 
-    home: Path
     port: int = DEFAULT_PORT
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "weed.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "weed.log"
+    process_name: ClassVar[str] = "weed"
 
     @property
     def endpoint(self) -> str:
@@ -111,10 +104,6 @@ class Store:
         """The lines that point the pipeline at this store."""
         settings = {"MEDALLION_WAREHOUSE": f"s3a://{BUCKET}/medallion", "MEDALLION_S3_ENDPOINT": self.endpoint, **self.credentials()}
         return [f"{key}={value}" for key, value in settings.items()]
-
-    def running(self) -> bool:
-        """Whether the server this home started runs and answers."""
-        return live_pid(self.pid_file) is not None and port_answers(self.port)
 
 
 def server_command(binary: Path, store: Store) -> list[str]:
@@ -151,12 +140,7 @@ def up(store: Store, timeout_s: float = START_TIMEOUT_S) -> list[str]:
     binary = ensure_binary()
     (store.home / "data").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **store.credentials()}
-    process = start(server_command(binary, store), store.pid_file, store.log, env)
-    try:
-        wait_until(lambda: port_answers(store.port) and bucket_ready(store), process, store.log, "SeaweedFS S3", timeout_s)
-    except ServiceError:
-        stop(store.pid_file)
-        raise
+    launch(store, server_command(binary, store), env, lambda: port_answers(store.port) and bucket_ready(store), "SeaweedFS S3", timeout_s)
     return store.environment()
 
 

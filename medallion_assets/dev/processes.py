@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pyspark
 
@@ -76,6 +78,37 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen, log: Path, 
             return
         time.sleep(0.5)
     raise ServiceError(f"{what} not ready after {timeout_s:.0f} s; log {log}")
+
+
+@dataclass(frozen=True)
+class HomedService:
+    """A service of one process: its pid file and log in its home, and the port it answers on."""
+
+    home: Path
+    port: int
+    process_name: ClassVar[str] = "service"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"{self.process_name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / f"{self.process_name}.log"
+
+    def running(self) -> bool:
+        """Whether the process this home started runs and its port answers."""
+        return live_pid(self.pid_file) is not None and port_answers(self.port)
+
+
+def launch(service: HomedService, command: Sequence[str], env: Mapping[str, str], ready: Callable[[], bool], what: str, timeout_s: float) -> None:
+    """Start the service's process and wait until `ready()`; a service that never gets ready is stopped."""
+    process = start(command, service.pid_file, service.log, env)
+    try:
+        wait_until(ready, process, service.log, what, timeout_s)
+    except ServiceError:
+        stop(service.pid_file)
+        raise
 
 
 def stop(pid_file: Path) -> bool:

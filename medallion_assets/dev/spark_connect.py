@@ -20,8 +20,9 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, run_command, spark_bin, start, stop, wait_until
+from medallion_assets.dev.processes import HOST, HomedService, ServiceError, launch, port_answers, run_command, spark_bin, stop
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.spark import spark_conf
 
@@ -33,28 +34,16 @@ START_TIMEOUT_S = 600.0  # the very first start downloads the Delta and Kafka ja
 
 
 @dataclass(frozen=True)
-class Server:
+class Server(HomedService):
     """Where one server's pid file and log live, and the port it serves."""
 
-    home: Path
     port: int = DEFAULT_PORT
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "server.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "server.log"
+    process_name: ClassVar[str] = "server"
 
     @property
     def remote(self) -> str:
         """The Spark Connect URL of the server."""
         return f"sc://{HOST}:{self.port}"
-
-    def running(self) -> bool:
-        """Whether the server this home started runs and answers."""
-        return live_pid(self.pid_file) is not None and port_answers(self.port)
 
 
 def server_command(port: int) -> list[str]:
@@ -79,12 +68,7 @@ def up(server: Server, timeout_s: float = START_TIMEOUT_S) -> str:
         raise ServiceError(f"{HOST}:{server.port} is served by a process not started from {server.home}")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": HOST}
     env.pop("SPARK_REMOTE", None)
-    process = start(server_command(server.port), server.pid_file, server.log, env)
-    try:
-        wait_until(lambda: port_answers(server.port), process, server.log, "Spark Connect server", timeout_s)
-    except ServiceError:
-        stop(server.pid_file)
-        raise
+    launch(server, server_command(server.port), env, lambda: port_answers(server.port), "Spark Connect server", timeout_s)
     return server.remote
 
 
