@@ -47,6 +47,7 @@ from medallion_assets_tests.browser import browser_page, lineage_graph_nodes
 from medallion_assets_tests.events import event
 
 REPO = Path(__file__).resolve().parents[1]
+DAGSTER = Path(sys.executable).with_name("dagster")
 DG = Path(sys.executable).with_name("dg")
 SKIP_LIVE = os.environ.get("MEDALLION_SKIP_LIVE_TESTS") == "1"
 LATE_DAY = date(2018, 10, 5)
