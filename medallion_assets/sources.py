@@ -50,8 +50,21 @@ def file_version(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def reference_csv(name: str, uri_of: Callable[[WarehouseResource], str], description: str) -> SourceAsset:
+# Where each reference CSV is, by asset name: the warehouse resource's setting.
+REFERENCE_URIS: dict[str, Callable[[WarehouseResource], str]] = {
+    "songs_csv": lambda warehouse: warehouse.songs_uri,
+    "state_codes_csv": lambda warehouse: warehouse.state_codes_uri,
+}
+
+
+def reference_versions(warehouse: WarehouseResource) -> dict[str, str | None]:
+    """Content hash of each reference CSV by name (None for a remote one)."""
+    return {name: file_version(uri_of(warehouse)) for name, uri_of in REFERENCE_URIS.items()}
+
+
+def reference_csv(name: str, description: str) -> SourceAsset:
     """An observable source for one reference CSV; its data version is its content hash."""
+    uri_of = REFERENCE_URIS[name]
 
     with warnings.catch_warnings():  # observable sources are beta; this use is deliberate
         warnings.simplefilter("ignore", BetaWarning)
@@ -73,11 +86,10 @@ def reference_csv(name: str, uri_of: Callable[[WarehouseResource], str], descrip
 
 
 SONGS_CSV = reference_csv(
-    "songs_csv", lambda w: w.songs_uri, "songs.csv (MEDALLION_SONGS_CSV): the song catalogue dim_songs and dim_artists read."
+    "songs_csv", "songs.csv (MEDALLION_SONGS_CSV): the song catalogue dim_songs and dim_artists read."
 )
 STATE_CODES_CSV = reference_csv(
     "state_codes_csv",
-    lambda w: w.state_codes_uri,
     "state_codes.csv (MEDALLION_STATE_CODES_CSV): US state codes and names dim_location reads.",
 )
 REFERENCE_CSVS = (SONGS_CSV, STATE_CODES_CSV)

@@ -9,14 +9,9 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 
 from medallion_assets.orchestration.jobs import observe_reference_job
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.sources import file_version
+from medallion_assets.sources import reference_versions
 
 REFERENCE_INTERVAL_S = 60
-
-
-def reference_versions(warehouse: WarehouseResource) -> dict[str, str | None]:
-    """Content hash of each reference CSV by name (None for a remote one)."""
-    return {"songs_csv": file_version(warehouse.songs_uri), "state_codes_csv": file_version(warehouse.state_codes_uri)}
 
 
 @sensor(
