@@ -26,7 +26,7 @@ D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
 
 
 def test_every_table_has_checks_and_every_expectation_is_declared_on_its_asset():
-    declared = {(spec.asset_key, spec.name): spec for asset in all_assets for spec in asset.check_specs}
+    declared = {(spec.asset_key, spec.name): spec for definition in all_assets for spec in definition.check_specs}
     for table in ALL_TABLES:
         assert any(key == table.asset_key for key, _ in declared), f"{table.path} has no check"
     for rule in EXPECTATIONS:
@@ -35,9 +35,9 @@ def test_every_table_has_checks_and_every_expectation_is_declared_on_its_asset()
 
 
 def test_checks_of_daily_tables_are_partitioned_like_their_asset():
-    for asset in all_assets:
-        for spec in asset.check_specs:
-            assert spec.partitions_def == asset.partitions_def, spec.key
+    for definition in all_assets:
+        for spec in definition.check_specs:
+            assert spec.partitions_def == definition.partitions_def, spec.key
 
 
 def test_a_drop_rule_passes_within_its_tolerance_and_warns_above_it():
