@@ -7,8 +7,6 @@ that computes it (versions.py), and the column_schema_matches check, which every
 
 from __future__ import annotations
 
-import functools
-import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
@@ -89,26 +87,21 @@ def failed_blocking(evaluations: Iterable[AssetCheckEvaluation]) -> list[str]:
     ]
 
 
-def gated(compute: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """The step's events, then a Failure naming each blocking per-day check that failed.
+def gate(events: Iterable[Any]) -> Iterator[Any]:
+    """A daily step's events, then a Failure naming each blocking per-day check that failed among them.
 
     Dagster gates downstream steps on failed blocking check results (outputs), which carry no
     partition; a daily table reports one evaluation per day instead, so its step fails at the
     end (after every table it writes is written and reported) and nothing downstream runs.
     """
-
-    @functools.wraps(compute)
-    def step(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        evaluations = []
-        for event in compute(*args, **kwargs):
-            if isinstance(event, AssetCheckEvaluation):
-                evaluations.append(event)
-            yield event
-        failed = failed_blocking(evaluations)
-        if failed:
-            raise Failure(f"Blocking checks failed, downstream assets do not run: {', '.join(failed)}")
-
-    return step
+    evaluations = []
+    for event in events:
+        if isinstance(event, AssetCheckEvaluation):
+            evaluations.append(event)
+        yield event
+    failed = failed_blocking(evaluations)
+    if failed:
+        raise Failure(f"Blocking checks failed, downstream assets do not run: {', '.join(failed)}")
 
 
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
@@ -116,7 +109,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
     column_schema_matches; each spec gets the code version of the code that computes its table.
 
     Check results are optional outputs (the asset is subsettable), so a daily table can report
-    one evaluation per day partition instead of one per run; a failed blocking one fails the step.
+    one evaluation per day partition instead of one per run (through `gate`).
     """
     tables = [TABLES_BY_KEY[spec.key] for spec in specs]
 
@@ -133,7 +126,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
                 # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
                 backfill_policy=BackfillPolicy.single_run(),
                 **extra,
-            )(gated(compute) if inspect.isgeneratorfunction(compute) else compute)
+            )(compute)
 
     return decorate
 

@@ -18,7 +18,7 @@ from medallion_assets.orchestration.partitions import daily_partitions, range_ta
 from medallion_assets.quality.integrity import WIDE_FACT_ROWS, count_mismatch, songs_accounting, total_mismatch
 from medallion_assets.quality.schema import COLUMN_SCHEMA
 from medallion_assets.resources.warehouse import WarehouseResource, retry_on_conflict
-from medallion_assets.runtime import table_asset
+from medallion_assets.runtime import gate, table_asset
 from medallion_assets.tables import ALL_TABLES, BRONZE, DAILY_USER_SUMMARY, DIM_USERS, FACT_STREAM, RAW, WIDE_FACT
 
 pytestmark = pytest.mark.fast
@@ -132,9 +132,8 @@ def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_r
 
     @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS])
     def wide_fact(context):
-        yield MaterializeResult(asset_key=WIDE_FACT.asset_key)
-        yield from WIDE_FACT_ROWS.day_results(outcomes)
-        yield from COLUMN_SCHEMA[WIDE_FACT].day_results({d: Outcome(0, len(WIDE_FACT.columns)) for d in outcomes})
+        schema = COLUMN_SCHEMA[WIDE_FACT].day_results({d: Outcome(0, len(WIDE_FACT.columns)) for d in outcomes})
+        yield from gate([MaterializeResult(asset_key=WIDE_FACT.asset_key), *WIDE_FACT_ROWS.day_results(outcomes), *schema])
 
     @asset(
         key=DAILY_USER_SUMMARY.asset_key, deps=[WIDE_FACT.asset_key], partitions_def=daily_partitions,

@@ -18,7 +18,7 @@ from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
 from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.runtime import daily_report, partition_dates, table_spec, tables_asset
+from medallion_assets.runtime import daily_report, gate, partition_dates, table_spec, tables_asset
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
 
@@ -112,13 +112,17 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
     with_quarantine = QUARANTINE.asset_key in selected  # quarantine needs every topic's rejects
     topics = [t for t in TOPICS if with_quarantine or BRONZE[t].asset_key in selected]
     parts: list[Classified] = []
-    try:
+
+    def writes() -> Iterator[Event]:
         for topic in topics:
             parts.append(classify_days(warehouse, kafka, topic, days))
             if BRONZE[topic].asset_key in selected:
                 yield from write_bronze(context, warehouse, parts[-1], days)
         if with_quarantine:
             yield from write_quarantine(context, warehouse, parts, days)
+
+    try:
+        yield from gate(writes())
     finally:
         for part in parts:
             part.rows.unpersist()
