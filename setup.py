@@ -11,6 +11,7 @@ setup(
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-dg-cli==1.13.27",  # `dg launch`, `dg list defs` (pyproject.toml's [tool.dg])
+        "dagster-postgres==0.29.27",  # run, event-log and schedule storage in PostgreSQL (docker, MEDALLION_DAGSTER_STORAGE=postgres)
         "pyspark[connect]==4.2.0",  # [connect]: the Spark Connect client (SPARK_REMOTE)
         "delta-spark==4.4.0",
         "deltalake==1.6.6",
