@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Music-streaming medallion pipeline: Kafka -> PySpark -> Delta Lake, orchestrated by Dagster.",
     packages=find_packages(exclude=["medallion_assets_tests"]),
-    package_data={"medallion_assets.resources": ["conf/*"]},
+    package_data={"medallion_assets.resources": ["conf/*"], "medallion_assets.dev": ["conf/*"]},
     python_requires=">=3.11,<3.12",
     install_requires=[
         "dagster==1.13.27",
