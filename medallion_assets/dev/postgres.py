@@ -66,13 +66,18 @@ def as_server_user(command: Sequence[str]) -> list[str]:
     return ["setpriv", f"--reuid={SERVER_USER}", f"--regid={SERVER_USER}", "--init-groups", *command]
 
 
-def own(path: Path) -> None:
-    """Hand a directory of the cluster to the user the server runs as (when we are root), mode 0700."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
+def hand_over(path: Path) -> None:
+    """Give a file or directory of the cluster to the user the server runs as (when we are root), for it alone."""
+    path.chmod(0o700 if path.is_dir() else 0o600)
     if os.geteuid() == 0:
         account = pwd.getpwnam(SERVER_USER)
         os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def own(path: Path) -> None:
+    """A directory of the cluster, created if missing, handed over to the server's user."""
+    path.mkdir(parents=True, exist_ok=True)
+    hand_over(path)
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,13 @@ class Server(HomedService):
     def sockets(self) -> Path:
         return self.home / "run"
 
+    @property
+    def password_file(self) -> Path:
+        return self.home / "password"
+
     def password(self) -> str:
         """The superuser's password, generated on first use (file mode 0600)."""
-        path = self.home / "password"
+        path = self.password_file
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -100,10 +109,14 @@ class Server(HomedService):
                 out.write(secrets.token_urlsafe(24))
         return path.read_text().strip()
 
-    def environment(self, database: str = DATABASE) -> list[str]:
-        """The lines that point a Dagster instance's Postgres storage at one database of this server."""
+    def variables(self, database: str = DATABASE) -> dict[str, str]:
+        """The variables that point a Dagster instance's Postgres storage at one database of this server."""
         settings = {"HOST": HOST, "PORT": str(self.port), "USER": USER, "PASSWORD": self.password(), "DB": database}
-        return [f"DAGSTER_POSTGRES_{key}={value}" for key, value in settings.items()]
+        return {f"DAGSTER_POSTGRES_{key}": value for key, value in settings.items()}
+
+    def environment(self, database: str = DATABASE) -> list[str]:
+        """The same as KEY=value lines."""
+        return [f"{key}={value}" for key, value in self.variables(database).items()]
 
     def connect(self, database: str = "postgres") -> psycopg2.extensions.connection:
         """A connection as the superuser, in autocommit mode."""
@@ -137,15 +150,15 @@ class Server(HomedService):
 def init_cluster(server: Server) -> None:
     """Create the cluster (initdb) unless the home holds one: superuser `dagster`, SCRAM passwords, UTF-8."""
     if (server.data / "PG_VERSION").exists():
+        if not server.password_file.exists():
+            raise ServiceError(f"{server.data} holds a cluster but {server.password_file} is gone: remove {server.home} to start over")
         return
     own(server.sockets)
     password_file = server.sockets / "initdb-password"
     descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as out:
         out.write(server.password())
-    if os.geteuid() == 0:
-        account = pwd.getpwnam(SERVER_USER)
-        os.chown(password_file, account.pw_uid, account.pw_gid)
+    hand_over(password_file)
     own(server.data)
     command = [server_bin("initdb"), "-D", str(server.data), "-U", USER, "-A", "scram-sha-256", f"--pwfile={password_file}"]
     try:
