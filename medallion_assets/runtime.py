@@ -7,8 +7,10 @@ that computes it (versions.py), and the column_schema_matches check, which every
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -21,6 +23,7 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     BetaWarning,
+    Failure,
     MaterializeResult,
     TableColumn,
     TableColumnDep,
@@ -78,13 +81,44 @@ def table_spec(
     )
 
 
+def failed_blocking(evaluations: Iterable[AssetCheckEvaluation]) -> list[str]:
+    """'asset check (day)' of each blocking per-day evaluation that failed."""
+    return [
+        f"{e.asset_key.to_user_string()} {e.check_name} ({e.partition})"
+        for e in evaluations
+        if e.blocking and not e.passed
+    ]
+
+
+def gated(compute: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """The step's events, then a Failure naming each blocking per-day check that failed.
+
+    Dagster gates downstream steps on failed blocking check results (outputs), which carry no
+    partition; a daily table reports one evaluation per day instead, so its step fails at the
+    end (after every table it writes is written and reported) and nothing downstream runs.
+    """
+
+    @functools.wraps(compute)
+    def step(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        evaluations = []
+        for event in compute(*args, **kwargs):
+            if isinstance(event, AssetCheckEvaluation):
+                evaluations.append(event)
+            yield event
+        failed = failed_blocking(evaluations)
+        if failed:
+            raise Failure(f"Blocking checks failed, downstream assets do not run: {', '.join(failed)}")
+
+    return step
+
+
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """The decorator of one step that writes the tables of `specs`, with their checks and each table's
     column_schema_matches; each spec gets the code version of the code that computes its table.
 
     Check results are optional outputs (the asset is subsettable), so a daily table can report
-    one evaluation per day partition instead of one per run. A step that writes below raw is in the
-    below-raw concurrency pool (orchestration/pools.py).
+    one evaluation per day partition instead of one per run; a failed blocking one fails the step.
+    A step that writes below raw is in the below-raw concurrency pool (orchestration/pools.py).
     """
     tables = [TABLES_BY_KEY[spec.key] for spec in specs]
 
@@ -102,7 +136,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
                 backfill_policy=BackfillPolicy.single_run(),
                 pool=pool_of(tables),
                 **extra,
-            )(compute)
+            )(gated(compute) if inspect.isgeneratorfunction(compute) else compute)
 
     return decorate
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pyarrow as pa
 import pytest
-from dagster import AssetCheckSeverity
+from dagster import AssetCheckSeverity, BackfillPolicy, DagsterInstance, MaterializeResult, asset, materialize
 from delta.exceptions import ProtocolChangedException
 from deltalake import write_deltalake
 from pyspark.errors.exceptions.connect import UnknownException
@@ -14,16 +14,19 @@ from pyspark.errors.exceptions.connect import UnknownException
 from medallion_assets.definitions import all_assets
 from medallion_assets.quality.checks import Check, Outcome
 from medallion_assets.quality.expectations import DEFAULT_DROP_TOLERANCE, EXPECTATIONS, expectations_for
-from medallion_assets.quality.integrity import count_mismatch, songs_accounting, total_mismatch
+from medallion_assets.orchestration.partitions import daily_partitions, range_tags
+from medallion_assets.quality.integrity import WIDE_FACT_ROWS, count_mismatch, songs_accounting, total_mismatch
+from medallion_assets.quality.schema import COLUMN_SCHEMA
 from medallion_assets.resources.warehouse import WarehouseResource, retry_on_conflict
-from medallion_assets.tables import ALL_TABLES, BRONZE, DIM_USERS, FACT_STREAM, RAW
+from medallion_assets.runtime import table_asset
+from medallion_assets.tables import ALL_TABLES, BRONZE, DAILY_USER_SUMMARY, DIM_USERS, FACT_STREAM, RAW, WIDE_FACT
 
 pytestmark = pytest.mark.fast
 D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
 
 
 def test_every_table_has_checks_and_every_expectation_is_declared_on_its_asset():
-    declared = {(spec.asset_key, spec.name): spec for asset in all_assets for spec in asset.check_specs}
+    declared = {(spec.asset_key, spec.name): spec for definition in all_assets for spec in definition.check_specs}
     for table in ALL_TABLES:
         assert any(key == table.asset_key for key, _ in declared), f"{table.path} has no check"
     for rule in EXPECTATIONS:
@@ -32,9 +35,9 @@ def test_every_table_has_checks_and_every_expectation_is_declared_on_its_asset()
 
 
 def test_checks_of_daily_tables_are_partitioned_like_their_asset():
-    for asset in all_assets:
-        for spec in asset.check_specs:
-            assert spec.partitions_def == asset.partitions_def, spec.key
+    for definition in all_assets:
+        for spec in definition.check_specs:
+            assert spec.partitions_def == definition.partitions_def, spec.key
 
 
 def test_a_drop_rule_passes_within_its_tolerance_and_warns_above_it():
@@ -120,3 +123,36 @@ def test_a_write_that_meets_a_concurrent_commit_is_tried_again(monkeypatch):
     with pytest.raises(ValueError):
         retry_on_conflict(DIM_USERS, broken)
     assert len(calls) == 1  # other errors are not retried
+
+
+def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_run():
+    """wide_fact's rows_match_fact fails on D2 of a D1..D2 run: the table is written and reported, its
+    step fails naming the check and the day, and the summary that reads it does not run."""
+    outcomes = {D1: Outcome(0, 10), D2: Outcome(3, 10)}
+
+    @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS])
+    def wide_fact(context):
+        yield MaterializeResult(asset_key=WIDE_FACT.asset_key)
+        yield from WIDE_FACT_ROWS.day_results(outcomes)
+        yield from COLUMN_SCHEMA[WIDE_FACT].day_results({d: Outcome(0, len(WIDE_FACT.columns)) for d in outcomes})
+
+    @asset(
+        key=DAILY_USER_SUMMARY.asset_key, deps=[WIDE_FACT.asset_key], partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
+    def summary() -> None:
+        raise AssertionError("must not run after a failed blocking check")
+
+    result = materialize(
+        [wide_fact, summary], instance=DagsterInstance.ephemeral(), tags=range_tags(D1, D2), raise_on_error=False
+    )
+    assert not result.success
+    assert [(e.partition, e.passed) for e in result.get_asset_check_evaluations() if e.check_name == "rows_match_fact"] == [
+        ("2024-01-01", True), ("2024-01-02", False)
+    ]
+    assert {(m.asset_key, m.partition) for m in result.get_asset_materialization_events()} == {
+        (WIDE_FACT.asset_key, d.isoformat()) for d in outcomes
+    }
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "gold/wide_fact rows_match_fact (2024-01-02)" in failure.step_failure_data.error.message
+    assert not [e for e in result.all_events if e.is_step_start and e.step_key == "gold__daily_user_summary"]
