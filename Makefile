@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum setup.py | cut -c1-8)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean
+.PHONY: setup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean postgres-server
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -16,7 +16,16 @@ $(STAMP): setup.py
 setup: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 
+# The local instance's dagster.yaml (medallion_assets/dev/conf) into DAGSTER_HOME: SQLite, or with
+# MEDALLION_DAGSTER_STORAGE=postgres a local PostgreSQL (started, or reused, on 127.0.0.1:5433, kept up
+# afterwards; `python -m medallion_assets.dev.postgres down` stops it) whose variables the recipe exports.
+INSTANCE = if [ "$$MEDALLION_DAGSTER_STORAGE" = postgres ]; then \
+		pg=$$($(PYTHON) -m medallion_assets.dev.postgres up) || exit 1; eval "$$pg"; \
+	fi; \
+	$(PYTHON) -m medallion_assets.dev.dagster_home --home "$(DAGSTER_HOME)" || exit 1
+
 demo: setup
+	$(INSTANCE); \
 	$(PYTHON) -m medallion_assets.demo
 
 # The UI test drives Debian's chromium through Playwright, which downloads no browser of its own.
@@ -26,8 +35,18 @@ $(CHROMIUM):
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
+# The live test on Postgres runs Debian's PostgreSQL server (dev/postgres.py starts it in .cache). Installed
+# when missing, without the cluster Debian would otherwise create and start on port 5432.
+postgres-server:
+	@if ! command -v postgres >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		if [ "$$(id -u)" != 0 ]; then echo "PostgreSQL's server is missing: install Debian's postgresql (apt-get install -y postgresql) as root" >&2; exit 1; fi; \
+		mkdir -p /etc/postgresql-common/createcluster.d; \
+		echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/medallion.conf; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi
+
 # The definitions load and validate first (seconds), then the suite.
-test: setup $(CHROMIUM)
+test: setup $(CHROMIUM) postgres-server
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PYTHON) -m pytest medallion_assets_tests
 
@@ -54,6 +73,7 @@ connect-down: setup
 # SPARK_MASTER already names the Spark to use. The broker and the server stay up afterwards
 # (kafka-down, connect-down stop them).
 dev: setup kafka-up
+	$(INSTANCE); \
 	if [ -z "$$SPARK_REMOTE$$SPARK_MASTER" ]; then \
 		server=$$($(PYTHON) -m medallion_assets.dev.spark_connect up) || exit 1; eval "$$server"; export SPARK_REMOTE; \
 	fi; \

@@ -5,12 +5,13 @@ setup(
     version="0.1.0",
     description="Music-streaming medallion pipeline: Kafka -> PySpark -> Delta Lake, orchestrated by Dagster.",
     packages=find_packages(exclude=["medallion_assets_tests"]),
-    package_data={"medallion_assets.resources": ["conf/*"]},
+    package_data={"medallion_assets.resources": ["conf/*"], "medallion_assets.dev": ["conf/*"]},
     python_requires=">=3.11,<3.12",
     install_requires=[
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-dg-cli==1.13.27",  # `dg launch`, `dg list defs` (pyproject.toml's [tool.dg])
+        "dagster-postgres==0.29.27",  # run, event-log and schedule storage in PostgreSQL (docker, MEDALLION_DAGSTER_STORAGE=postgres)
         "pyspark[connect]==4.2.0",  # [connect]: the Spark Connect client (SPARK_REMOTE)
         "delta-spark==4.4.0",
         "deltalake==1.6.6",

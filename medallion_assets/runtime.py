@@ -32,6 +32,7 @@ from dagster import (
 
 from medallion_assets.orchestration.freshness import freshness_policy
 from medallion_assets.orchestration.partitions import daily_partitions
+from medallion_assets.orchestration.pools import pool_of
 from medallion_assets.quality.checks import Check
 from medallion_assets.quality.schema import COLUMN_SCHEMA, schema_day_results, schema_results
 from medallion_assets.resources.warehouse import Commit
@@ -110,6 +111,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
 
     Check results are optional outputs (the asset is subsettable), so a daily table can report
     one evaluation per day partition instead of one per run (through `gate`).
+    A step that writes below raw is in the below-raw concurrency pool (orchestration/pools.py).
     """
     tables = [TABLES_BY_KEY[spec.key] for spec in specs]
 
@@ -125,6 +127,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
                 # single-run for every asset, so one run (and one Spark session) covers a range of days
                 # together with the unpartitioned assets it feeds; the CLI's --partition-range requires it
                 backfill_policy=BackfillPolicy.single_run(),
+                pool=pool_of(tables),
                 **extra,
             )(compute)
 

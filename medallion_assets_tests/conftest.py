@@ -10,8 +10,10 @@ KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
 SPARK_CONNECT_TEST_HOME = REPO_ROOT / ".cache" / "spark-connect-test"
 SPARK_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "spark-cluster-test"
 OBJECT_STORE_TEST_HOME = REPO_ROOT / ".cache" / "object-store-test"
-# Fixtures that start a JVM (Spark, a Spark Connect server) or a broker; a test marked `fast` must use none.
-JVM_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster", "object_store"})
+POSTGRES_TEST_HOME = REPO_ROOT / ".cache" / "postgres-test"
+# Fixtures that start a service: a JVM (Spark, a Spark Connect server), a broker, an object store or a
+# database server; a test marked `fast` must use none.
+SERVICE_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster", "object_store", "postgres"})
 
 
 def _fast_only(config: pytest.Config) -> bool:
@@ -20,18 +22,18 @@ def _fast_only(config: pytest.Config) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A fast test that needs a JVM or broker fixture is a mistake: fail it at collection, loudly."""
+    """A fast test that needs a service fixture (JVM, broker, server) is a mistake: fail it at collection, loudly."""
     for item in items:
         if item.get_closest_marker("fast") is None:
             continue
-        used = JVM_FIXTURES & set(getattr(item, "fixturenames", ()))
+        used = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
         if used:
-            raise pytest.UsageError(f"{item.nodeid} is marked fast but uses {sorted(used)}, which start Java")
+            raise pytest.UsageError(f"{item.nodeid} is marked fast but uses {sorted(used)}, which start services")
 
 
 def _refuse_in_fast_run(request: pytest.FixtureRequest, what: str) -> None:
     if _fast_only(request.config):
-        pytest.fail(f"{what} requested during a fast-only run (-m fast): fast tests must not start Java")
+        pytest.fail(f"{what} requested during a fast-only run (-m fast): fast tests must not start Java or other services")
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +91,15 @@ def object_store(request):
     store = Store(OBJECT_STORE_TEST_HOME, int(os.environ.get("MEDALLION_TEST_S3_PORT", "18433")))
     yield dict(line.split("=", 1) for line in up(store))
     down(store)
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """A local PostgreSQL server (dev/postgres.py) shared by the test session; each user creates its own database."""
+    _refuse_in_fast_run(request, "the PostgreSQL server")
+    from medallion_assets.dev.postgres import Server, down, up
+
+    server = Server(POSTGRES_TEST_HOME, int(os.environ.get("MEDALLION_TEST_POSTGRES_PORT", "15432")))
+    up(server)
+    yield server
+    down(server)

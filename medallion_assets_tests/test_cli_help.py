@@ -21,6 +21,8 @@ COMMANDS = [
     ["medallion_assets.dev.spark_connect", "up"],
     ["medallion_assets.dev.spark_cluster", "up"],
     ["medallion_assets.dev.object_store", "up"],
+    ["medallion_assets.dev.postgres", "up"],
+    ["medallion_assets.dev.dagster_home"],
 ]
 OPTION = re.compile(r"^  (-\S.*?)(?:\s{2,}(\S.*))?$")
 

@@ -1,5 +1,6 @@
 """Propagation after ingestion, single-run ranges from the CLI, Delta maintenance, the daemon and the UI (in a
-real browser), on Spark and the broker.
+real browser), on Spark and the broker; the daemon's instance is the project's, on PostgreSQL, and queues
+runs that write below raw one after the other.
 
 The same logic without a JVM is in test_orchestration_logic.py (the fast tier).
 """
@@ -17,6 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,11 +28,15 @@ import pyarrow.compute as pc
 import pytest
 from confluent_kafka import Producer
 from dagster import AssetSelection, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter, build_sensor_context
+from dagster_graphql import DagsterGraphQLClient
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from deltalake import DeltaTable as RsDeltaTable
 from playwright.sync_api import expect
 
 from medallion_assets.definitions import all_assets, defs
-from medallion_assets.orchestration.jobs import downstream_job
+from medallion_assets.dev.dagster_home import write as write_instance
+from medallion_assets.dev.postgres import Server as PostgresServer
+from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, downstream_job
 from medallion_assets.orchestration.maintenance import maintenance_job
 from medallion_assets.orchestration.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -41,7 +47,7 @@ from medallion_assets.orchestration.sensors.raw_to_gold import raw_to_gold_senso
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
-from medallion_assets.tables import BRONZE, DAILY_USER_SUMMARY, FACT_STREAM, RAW, Table
+from medallion_assets.tables import ALL_TABLES, BRONZE, DAILY_USER_SUMMARY, DIM_USERS, FACT_STREAM, RAW, Table
 from medallion_assets.topics import TOPICS, create_topics
 from medallion_assets_tests.browser import browser_page, lineage_graph_nodes
 from medallion_assets_tests.events import event
@@ -245,24 +251,64 @@ def webserver_answers(port: int) -> bool:
         return False
 
 
+def graphql(url: str, query: str) -> dict:
+    """The data of a query to the webserver's GraphQL API (what the UI reads)."""
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["data"]
+
+
+def table_rows(root: Path, table: Table) -> list[str]:
+    """Every row of a table (delta-rs), each as its repr, sorted; none while the table does not exist."""
+    if not any((root / table.path / "_delta_log").glob("*.json")):
+        return []
+    return sorted(map(repr, RsDeltaTable(str(root / table.path)).to_pyarrow_dataset().to_table().to_pylist()))
+
+
 @dataclass(frozen=True)
 class DagsterDev:
-    """A running `dagster dev` (webserver and daemon) with its own topics, warehouse and Dagster home."""
+    """A running `dagster dev` (webserver and daemon) with its own topics, warehouse and Dagster home, the
+    home's instance the project's own, its storage a database of the test PostgreSQL server."""
 
     url: str
     home: Path
     root: Path
     process: subprocess.Popen
     log: Path
+    postgres: PostgresServer
+    database: str
 
     def wait_for(self, condition, what: str, timeout_s: float = 600) -> float:
         """Seconds until condition() holds while `dagster dev` lives."""
         return wait_for(condition, self.process, self.log, what, timeout_s)
 
+    @contextmanager
+    def instance(self) -> Iterator[DagsterInstance]:
+        """The instance of `dagster dev`, loaded as its processes load it (the storage's variables set meanwhile)."""
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in self.postgres.variables(self.database).items():
+                patch.setenv(key, value)
+            instance = DagsterInstance.from_config(str(self.home))
+        with instance:
+            yield instance
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        """Rows of a query on the instance's database, read without Dagster."""
+        with closing(self.postgres.connect(self.database)) as connection, connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+
     def runs(self, job_name: str | None = None) -> list:
         """The instance's runs (of one job), newest first."""
-        with DagsterInstance.from_config(str(self.home)) as instance:
+        with self.instance() as instance:
             return list(instance.get_runs(RunsFilter(job_name=job_name) if job_name else None))
+
+    def idle(self) -> bool:
+        """Whether no run is queued, starting or running."""
+        with self.instance() as instance:
+            return not instance.get_runs(RunsFilter(statuses=list(NOT_FINISHED_STATUSES)))
 
     def succeeded_ranges(self, job_name: str) -> list[tuple[date, date]]:
         """(first, last) day of each successful run of one job."""
@@ -270,26 +316,30 @@ class DagsterDev:
 
     def check_evaluations(self, run_id: str) -> list:
         """The asset check evaluations one run recorded."""
-        with DagsterInstance.from_config(str(self.home)) as instance:
+        with self.instance() as instance:
             records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
         return [r.event_log_entry.dagster_event.event_specific_data for r in records]
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(kafka_bootstrap, spark_remote, tmp_path_factory) -> Iterator[DagsterDev]:
-    """`dagster dev` on 127.0.0.1 as `make dev` runs it, its runs clients of the warm Spark Connect server,
-    started once for the live tests of this module; its topics hold one batch when it starts: three listens
-    of D1 and one of LATE_DAY (late data). Stopped by its process group afterwards."""
+def dagster_dev(kafka_bootstrap, spark_remote, postgres, tmp_path_factory) -> Iterator[DagsterDev]:
+    """`dagster dev` on 127.0.0.1 as `make dev` runs it with MEDALLION_DAGSTER_STORAGE=postgres: the project's
+    instance configuration, its storage a fresh database of the test PostgreSQL server, its runs clients of
+    the warm Spark Connect server. Started once for the live tests of this module; its topics hold one batch
+    when it starts: three listens of D1 and one of LATE_DAY (late data). Stopped by its process group
+    afterwards, and its database dropped."""
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     create_topics(kafka_bootstrap, [prefix + t for t in TOPICS], partitions=2)
     batch = [event(f"{D1}T0{h}:00:00", user=str(h)) for h in range(1, 4)] + [event(f"{LATE_DAY}T12:00:00", user="9")]
     produce(kafka_bootstrap, prefix + "listen_events", batch)
     tmp = tmp_path_factory.mktemp("dagster-dev")
     home, root, log = tmp / "home", tmp / "warehouse", tmp / "dagster-dev.log"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")  # no welcome dialog
+    write_instance(home, "postgres")
+    database = f"dagster_{uuid.uuid4().hex[:10]}"
+    postgres.create_database(database)
     env = {
         **os.environ,
+        **postgres.variables(database),
         "DAGSTER_HOME": str(home),
         "MEDALLION_WAREHOUSE": str(root),
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -304,7 +354,7 @@ def dagster_dev(kafka_bootstrap, spark_remote, tmp_path_factory) -> Iterator[Dag
         dev = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: webserver_answers(port), dev, log, "the webserver", timeout_s=180)
-        yield DagsterDev(f"http://127.0.0.1:{port}", home, root, dev, log)
+        yield DagsterDev(f"http://127.0.0.1:{port}", home, root, dev, log, postgres, database)
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
         try:
@@ -312,6 +362,7 @@ def dagster_dev(kafka_bootstrap, spark_remote, tmp_path_factory) -> Iterator[Dag
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait(10)
+        postgres.drop_database(database)
 
 
 @pytest.mark.live
@@ -326,6 +377,24 @@ def test_the_daemon_ingests_and_propagates_to_gold(dagster_dev):
     assert len(ingest) == 1 and ingest[0].tags["medallion/lag.listen_events"] == "4"
     # the new day and the late day are not adjacent: one downstream run each
     assert sorted(ranges_of(dagster_dev.runs(downstream_job.name))) == [(LATE_DAY, LATE_DAY), (D1, D1)]
+
+    # All of it on PostgreSQL: the instance's stores are Postgres ones, and its runs, their events and
+    # the sensors' ticks are rows of the database.
+    with dagster_dev.instance() as instance:
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+        run_ids = {r.run_id for r in instance.get_runs()}
+    assert {ingest[0].run_id} < run_ids <= {run_id for (run_id,) in dagster_dev.query("SELECT run_id FROM runs")}
+    assert dagster_dev.query("SELECT count(*) FROM event_logs WHERE run_id = %s", ingest[0].run_id)[0][0] > 0
+    assert dagster_dev.query("SELECT count(*) FROM job_ticks")[0][0] > 0
+    # Its password is in none of the logs, events and views of the instance, the UI's included.
+    password = dagster_dev.postgres.password()
+    ui = graphql(dagster_dev.url, "{ instance { info poolConfig { poolGranularity defaultPoolLimit } } }")["instance"]
+    assert "PostgresRunStorage" in ui["info"] and password not in ui["info"]
+    assert ui["poolConfig"] == {"poolGranularity": "run", "defaultPoolLimit": 1}
+    assert dagster_dev.query("SELECT count(*) FROM event_logs WHERE event LIKE %s", f"%{password}%") == [(0,)]
+    assert not [f for f in [dagster_dev.log, *dagster_dev.home.rglob("*")] if f.is_file() and password.encode() in f.read_bytes()]
 
 
 @pytest.mark.live
@@ -379,3 +448,37 @@ def test_the_ui_shows_every_asset_and_reruns_a_gold_day_with_its_checks(dagster_
     # The re-run replaced the day with the same rows: a new Delta version, nothing gained or lost.
     assert RsDeltaTable(str(root / summary.path)).version() > version_before
     assert rows_of_day(root, summary, D1) == rows_before
+
+
+@pytest.mark.live
+@pytest.mark.skipif(SKIP_LIVE, reason="MEDALLION_SKIP_LIVE_TESTS=1")
+@pytest.mark.timeout(900)
+def test_overlapping_runs_of_the_same_day_queue_one_after_the_other_and_build_what_one_builds(dagster_dev):
+    # The tables as the daemon's runs left them: one run of each day.
+    days = {(D1, D1), (LATE_DAY, LATE_DAY)}
+    dagster_dev.wait_for(lambda: days <= set(dagster_dev.succeeded_ranges(downstream_job.name)) and dagster_dev.idle(), "the daemon's runs")
+    below_raw = [t for t in ALL_TABLES if t.layer != "raw"]
+    before = {t.path: table_rows(dagster_dev.root, t) for t in below_raw}
+    assert before[FACT_STREAM.path] and before[DAILY_USER_SUMMARY.path]
+
+    # Two runs of downstream_job for D1 submitted at once to the queue, as the UI submits them, each of the
+    # steps a run starts with: bronze, which overwrites the day, and dim_users, which every run merges into
+    # (the whole job takes a minute a run). The daemon launches them.
+    selection = sorted({*defs.resolve_assets_def(BRONZE["listen_events"].asset_key).keys, DIM_USERS.asset_key})
+    started = time.monotonic()
+    client = DagsterGraphQLClient("127.0.0.1", port_number=int(dagster_dev.url.rsplit(":", 1)[1]))
+    run_ids = [
+        client.submit_job_execution(downstream_job.name, tags=range_tags(D1, D1), asset_selection=selection) for _ in range(2)
+    ]
+    with dagster_dev.instance() as instance:
+        dagster_dev.wait_for(lambda: all(instance.get_run_by_id(i).is_finished for i in run_ids), "the two runs")
+        first, second = sorted(instance.get_run_records(RunsFilter(run_ids=run_ids)), key=lambda r: r.start_time)
+        materialized = [
+            {r.event_log_entry.dagster_event.asset_key for r in instance.get_records_for_run(i, of_type=DagsterEventType.ASSET_MATERIALIZATION).records}
+            for i in run_ids
+        ]
+    print(f"two overlapping runs of {D1}: {time.monotonic() - started:.0f} s, the second waited {second.start_time - second.create_timestamp.timestamp():.0f} s")
+    assert [first.dagster_run.status, second.dagster_run.status] == [DagsterRunStatus.SUCCESS] * 2
+    assert second.create_timestamp.timestamp() < first.end_time <= second.start_time  # asked for together, ran one after the other
+    assert materialized == [set(selection)] * 2
+    assert {t.path: table_rows(dagster_dev.root, t) for t in below_raw} == before

@@ -42,6 +42,7 @@ from medallion_assets.orchestration.jobs import (
 )
 from medallion_assets.orchestration.freshness import DAILY_GOLD_FRESHNESS, RAW_FRESHNESS
 from medallion_assets.orchestration.maintenance import SAFE_RETENTION_HOURS, maintenance_job
+from medallion_assets.orchestration.pools import BELOW_RAW_POOL
 from medallion_assets.orchestration.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -101,6 +102,13 @@ def test_jobs_select_what_their_names_say():
     assert ingest_job.selection.resolve(all_assets) == RAW_KEYS
     assert downstream_job.selection.resolve(all_assets) == every - RAW_KEYS
     assert defs.resolve_job_def("downstream_job").tags.items() >= WRITES_TAG.items()
+
+
+def test_every_step_that_writes_below_raw_is_in_the_below_raw_pool():
+    pools = {key: a.op.pool for a in all_assets for key in a.keys}
+    assert {key for key, pool in pools.items() if pool is None} == RAW_KEYS
+    assert set(pools.values()) == {None, BELOW_RAW_POOL}
+    assert maintenance_job.graph.node_defs[0].pool == BELOW_RAW_POOL  # OPTIMIZE rewrites their files too
 
 
 def test_dagster_cli_validates_the_workspace(tmp_path):

@@ -111,11 +111,11 @@ def launch(service: HomedService, command: Sequence[str], env: Mapping[str, str]
         raise
 
 
-def stop(pid_file: Path) -> bool:
-    """Stop the process group the pid file names (TERM, then KILL after a grace); whether one ran."""
+def stop(pid_file: Path, first: signal.Signals = signal.SIGTERM) -> bool:
+    """Stop the process group the pid file names (`first`, TERM by default, then KILL after a grace); whether one ran."""
     pid = live_pid(pid_file)
     if pid is not None:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, first)
         deadline = time.monotonic() + STOP_GRACE_S
         while time.monotonic() < deadline and running(pid):
             time.sleep(0.2)

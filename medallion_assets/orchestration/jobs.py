@@ -4,8 +4,9 @@ from dagster import AssetSelection, DagsterRunStatus, define_asset_job
 
 from medallion_assets.sources import REFERENCE_CSVS
 
-# Runs with this tag rewrite the tables below raw; the run queue can hold them to one at a time
-# (tag_concurrency_limits, see docs/operations.md) so two never overwrite a dimension together.
+# Runs with this tag rewrite the tables below raw. The queue holds them to one at a time through the
+# below-raw concurrency pool of their steps (orchestration/pools.py); the tag names them in the UI and
+# in run filters.
 WRITES_TAG = {"medallion/writes": "below-raw"}
 
 # Statuses of a run that is queued, starting, running or being canceled: it may still write.

@@ -6,6 +6,7 @@ from dagster import AssetObservation, Config, MetadataValue, OpExecutionContext,
 from pydantic import Field
 from pyspark.sql import SparkSession
 
+from medallion_assets.orchestration.pools import BELOW_RAW_POOL
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.tables import ALL_TABLES
 
@@ -65,7 +66,11 @@ def maintain_table(session: SparkSession, name: str, retention_hours: float) -> 
     }
 
 
-@op(description="OPTIMIZE and VACUUM every existing Delta table; one observation per table with the counts.")
+# In the below-raw pool: OPTIMIZE rewrites the files of the tables the other runs of that pool overwrite.
+@op(
+    description="OPTIMIZE and VACUUM every existing Delta table; one observation per table with the counts.",
+    pool=BELOW_RAW_POOL,
+)
 def optimize_and_vacuum(
     context: OpExecutionContext, config: MaintenanceConfig, warehouse: WarehouseResource
 ) -> Output[dict[str, dict[str, Any]]]:
