@@ -56,7 +56,6 @@ REPO = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).with_name("dagster")
 DG = Path(sys.executable).with_name("dg")
 SKIP_LIVE = os.environ.get("MEDALLION_SKIP_LIVE_TESTS") == "1"
-LATE_DAY = date(2018, 10, 5)
 RUN_TIMEOUT_MS = 300_000  # a run launched from the UI, start to end
 
 D1, D2, D4 = date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 4)
@@ -326,11 +325,11 @@ def dagster_dev(kafka_bootstrap, spark_remote, postgres, tmp_path_factory) -> It
     """`dagster dev` on 127.0.0.1 as `make dev` runs it with MEDALLION_DAGSTER_STORAGE=postgres: the project's
     instance configuration, its storage a fresh database of the test PostgreSQL server, its runs clients of
     the warm Spark Connect server. Started once for the live tests of this module; its topics hold one batch
-    when it starts: three listens of D1 and one of LATE_DAY (late data). Stopped by its process group
+    when it starts: three listens of D1 (late data is test_ingestion_requests'). Stopped by its process group
     afterwards, and its database dropped."""
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     create_topics(kafka_bootstrap, [prefix + t for t in TOPICS], partitions=2)
-    batch = [event(f"{D1}T0{h}:00:00", user=str(h)) for h in range(1, 4)] + [event(f"{LATE_DAY}T12:00:00", user="9")]
+    batch = [event(f"{D1}T0{h}:00:00", user=str(h)) for h in range(1, 4)]
     produce(kafka_bootstrap, prefix + "listen_events", batch)
     tmp = tmp_path_factory.mktemp("dagster-dev")
     home, root, log = tmp / "home", tmp / "warehouse", tmp / "dagster-dev.log"
@@ -371,12 +370,10 @@ def dagster_dev(kafka_bootstrap, spark_remote, postgres, tmp_path_factory) -> It
 def test_the_daemon_ingests_and_propagates_to_gold(dagster_dev):
     fact = dagster_dev.root / FACT_STREAM.path
     first = dagster_dev.wait_for(lambda: fact_rows_of(fact, D1) == 3, f"3 fact rows for {D1}")
-    late = first + dagster_dev.wait_for(lambda: fact_rows_of(fact, LATE_DAY) == 1, f"the late fact row for {LATE_DAY}")
-    print(f"produce -> gold: {first:.0f} s for new events, {late:.0f} s for the late event of the same batch")
+    print(f"produce -> gold: {first:.0f} s for new events")
     ingest = dagster_dev.runs("ingest_job")
-    assert len(ingest) == 1 and ingest[0].tags["medallion/lag.listen_events"] == "4"
-    # the new day and the late day are not adjacent: one downstream run each
-    assert sorted(ranges_of(dagster_dev.runs(downstream_job.name))) == [(LATE_DAY, LATE_DAY), (D1, D1)]
+    assert len(ingest) == 1 and ingest[0].tags["medallion/lag.listen_events"] == "3"
+    assert ranges_of(dagster_dev.runs(downstream_job.name)) == [(D1, D1)]
 
     # All of it on PostgreSQL: the instance's stores are Postgres ones, and its runs, their events and
     # the sensors' ticks are rows of the database.
@@ -454,9 +451,8 @@ def test_the_ui_shows_every_asset_and_reruns_a_gold_day_with_its_checks(dagster_
 @pytest.mark.skipif(SKIP_LIVE, reason="MEDALLION_SKIP_LIVE_TESTS=1")
 @pytest.mark.timeout(900)
 def test_overlapping_runs_of_the_same_day_queue_one_after_the_other_and_build_what_one_builds(dagster_dev):
-    # The tables as the daemon's runs left them: one run of each day.
-    days = {(D1, D1), (LATE_DAY, LATE_DAY)}
-    dagster_dev.wait_for(lambda: days <= set(dagster_dev.succeeded_ranges(downstream_job.name)) and dagster_dev.idle(), "the daemon's runs")
+    # The tables as the daemon's run of D1 left them.
+    dagster_dev.wait_for(lambda: (D1, D1) in dagster_dev.succeeded_ranges(downstream_job.name) and dagster_dev.idle(), "the daemon's run")
     below_raw = [t for t in ALL_TABLES if t.layer != "raw"]
     before = {t.path: table_rows(dagster_dev.root, t) for t in below_raw}
     assert before[FACT_STREAM.path] and before[DAILY_USER_SUMMARY.path]
