@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from dagster import EnvVar
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 PAGE_VIEW_EVENTS = "page_view_events"
 LISTEN_EVENTS = "listen_events"
@@ -134,12 +138,17 @@ def create_topics(
             except KafkaException as error:
                 if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicCreationError(f"Creating topic {name!r} failed: {error}") from error
+    wait_for_leaders(admin, names, timeout_s)
+
+
+def wait_for_leaders(admin: AdminClient, names: Sequence[str] | None = None, timeout_s: float = TOPICS_READY_TIMEOUT_S) -> None:
+    """Wait until every partition of the topics (None: of every topic) has a leader; TopicCreationError if not in time."""
     deadline = time.monotonic() + timeout_s
     while True:
         metadata = admin.list_topics(timeout=10)
         pending = [
             name
-            for name in names
+            for name in (metadata.topics if names is None else names)
             if name not in metadata.topics
             or metadata.topics[name].error is not None
             or any(p.leader < 0 for p in metadata.topics[name].partitions.values())

@@ -82,6 +82,7 @@ from medallion_assets.topics import (
     environment_lines,
     jaas_config,
     replication_for,
+    wait_for_leaders,
 )
 
 KAFKA_VERSION = "4.1.1"
@@ -912,11 +913,11 @@ class Cluster:
 
     def nodes(self) -> list[Node]:
         """Every node, node ids 1..brokers; all of them vote in the KRaft quorum."""
-        ids = range(1, self.brokers + 1)
-        voters = ",".join(f"{i}@{HOST}:{self.port + self.brokers + i - 1}" for i in ids)
+        ports = {i: (self.port + i - 1, self.port + self.brokers + i - 1) for i in range(1, self.brokers + 1)}
+        voters = ",".join(f"{i}@{HOST}:{controller}" for i, (_, controller) in ports.items())
         return [
-            Node(self.home / f"node-{i}", self.port + i - 1, self.port + self.brokers + i - 1, i, voters, self.brokers, self.security)
-            for i in ids
+            Node(self.home / f"node-{i}", client, controller, i, voters, self.brokers, self.security)
+            for i, (client, controller) in ports.items()
         ]
 
     @property
@@ -1044,6 +1045,7 @@ def ensure_cluster(
             raise
     settings = cluster.settings()
     try:
+        wait_for_leaders(_admin(settings))  # after a restart: the topics it already had serve again
         create_topics(settings, topics, partitions)
     except TopicCreationError as error:
         raise KafkaLocalError(str(error)) from error
@@ -1070,10 +1072,9 @@ def stop_cluster(home: Path | str) -> bool:
 
 def cluster_status(cluster: Cluster) -> str | None:
     """Where the cluster answers, when every node runs and lists every broker."""
-    nodes = cluster.nodes()
-    if any(broker_pid(node.home) is None for node in nodes):
+    if any(broker_pid(node.home) is None for node in cluster.nodes()):
         return None
-    md = _metadata(cluster.settings(), timeout_s=5) if cluster.security is None or cluster.security.credentials.exists() else None
+    md = _metadata(cluster.settings(), timeout_s=5)
     if md is None or len(md.brokers) < cluster.brokers:
         return None
     return f"{cluster.brokers} brokers at {cluster.bootstrap}"
