@@ -385,14 +385,17 @@ class Security:
 
     @property
     def ca(self) -> Path:
+        """The CA certificate clients and brokers trust."""
         return self.folder / "ca.pem"
 
     @property
     def keystore(self) -> Path:
+        """The brokers' private key and certificate, PEM."""
         return self.folder / "broker.pem"
 
     @property
     def credentials(self) -> Path:
+        """Password of each SCRAM user, JSON, owner-only."""
         return self.folder / "credentials.json"
 
     def passwords(self) -> dict[str, str]:
@@ -419,6 +422,7 @@ class Node:
 
     @property
     def listeners(self) -> str:
+        """The node's listeners setting: the client one, then the controller's."""
         return f"{self.listener}://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
 
 
@@ -439,6 +443,7 @@ def _sasl_ssl_properties(security: Security) -> dict[str, str]:
 
 
 def _server_properties(node: Node) -> str:
+    """The node's server.properties: replication from the broker count, SASL_SSL when secured."""
     replication, min_insync = replication_for(node.brokers)
     props = {
         "node.id": str(node.node_id),
@@ -909,6 +914,7 @@ class Cluster:
 
     @property
     def security(self) -> Security | None:
+        """Where the SASL_SSL material lives, for a secured cluster."""
         return Security(self.home / "security") if self.secured else None
 
     def nodes(self) -> list[Node]:
@@ -922,6 +928,7 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
+        """Every node's client address."""
         return ",".join(_bootstrap(node.port) for node in self.nodes())
 
     def settings(self, bootstrap: str | None = None) -> dict[str, str]:
@@ -1095,6 +1102,7 @@ def _single_broker(args: argparse.Namespace) -> bool:
 
 
 def _cluster(args: argparse.Namespace) -> Cluster:
+    """The cluster the options name."""
     home = _resolve_home(args.home) if args.home is not None else DEFAULT_CLUSTER_HOME
     return Cluster(home, args.brokers, args.port or DEFAULT_CLUSTER_PORT, args.security == "sasl_ssl")
 
