@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from dagster import EnvVar
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 PAGE_VIEW_EVENTS = "page_view_events"
 LISTEN_EVENTS = "listen_events"
@@ -33,6 +37,8 @@ CLIENT_SETTINGS_FROM_ENV = {
 }
 
 TOPICS_READY_TIMEOUT_S = 30.0
+# Replicas of every partition once a cluster has this many brokers; writes need all but one in sync.
+MAX_REPLICATION = 3
 
 
 class TopicCreationError(RuntimeError):
@@ -57,6 +63,22 @@ def client_settings(bootstrap: str | None = None) -> dict[str, str]:
     return settings
 
 
+def environment_lines(settings: Mapping[str, str]) -> list[str]:
+    """KEY=value lines that make client_settings() give these settings (the inverse of client_settings)."""
+    lines = [f"{BOOTSTRAP_ENV}={settings['bootstrap.servers']}"]
+    return lines + [f"{env}={settings[key]}" for key, env in CLIENT_SETTINGS_FROM_ENV.items() if key in settings]
+
+
+def jaas_config(mechanism: str, username: str, password: str) -> str:
+    """The JAAS login line of a Java client or broker for a SASL mechanism (SCRAM-* or PLAIN)."""
+    module = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule"
+        if mechanism.startswith("SCRAM")
+        else "org.apache.kafka.common.security.plain.PlainLoginModule"
+    )
+    return f'{module} required username="{username}" password="{password}";'
+
+
 def topic_prefix(explicit: str | None = None) -> str:
     """Prefix of the physical topic names: the explicit one (even empty), else $MEDALLION_TOPIC_PREFIX."""
     if explicit is not None:
@@ -69,13 +91,19 @@ def physical_topic(name: str, prefix: str | None = None) -> str:
     return f"{topic_prefix(prefix)}{name}"
 
 
+def replication_for(brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of topics on `brokers` brokers: (1, 1) alone, (3, 2) from three on."""
+    factor = max(1, min(MAX_REPLICATION, brokers))
+    return factor, max(1, factor - 1)
+
+
 def create_topics(
     settings_or_bootstrap: Mapping[str, str] | str,
     names: Sequence[str],
     partitions: int = 3,
     timeout_s: float = TOPICS_READY_TIMEOUT_S,
 ) -> None:
-    """Create the topics (replication factor 1) that do not exist, then wait for their leaders.
+    """Create the topics that do not exist, replicated as replication_for the live brokers, then wait for their leaders.
 
     settings_or_bootstrap is either librdkafka client settings (see client_settings) or a
     broker list. Existing topics are left as they are, whatever their partition count.
@@ -93,11 +121,14 @@ def create_topics(
     )
     # Failed connection attempts are reported through the exceptions below, not the client's log.
     admin = AdminClient({**settings, "log_level": 3})
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    metadata = admin.list_topics(timeout=timeout_s)
+    existing = set(metadata.topics)
     missing = [name for name in names if name not in existing]
     if missing:
+        factor, min_insync = replication_for(len(metadata.brokers))
+        config = {"min.insync.replicas": str(min_insync)}
         futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing],
+            [NewTopic(name, num_partitions=partitions, replication_factor=factor, config=config) for name in missing],
             operation_timeout=timeout_s,
             request_timeout=timeout_s,
         )
@@ -107,12 +138,17 @@ def create_topics(
             except KafkaException as error:
                 if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicCreationError(f"Creating topic {name!r} failed: {error}") from error
+    wait_for_leaders(admin, names, timeout_s)
+
+
+def wait_for_leaders(admin: AdminClient, names: Sequence[str] | None = None, timeout_s: float = TOPICS_READY_TIMEOUT_S) -> None:
+    """Wait until every partition of the topics (None: of every topic) has a leader; TopicCreationError if not in time."""
     deadline = time.monotonic() + timeout_s
     while True:
         metadata = admin.list_topics(timeout=10)
         pending = [
             name
-            for name in names
+            for name in (metadata.topics if names is None else names)
             if name not in metadata.topics
             or metadata.topics[name].error is not None
             or any(p.leader < 0 for p in metadata.topics[name].partitions.values())

@@ -7,13 +7,14 @@ import pytest
 from medallion_assets.paths import REPO_ROOT
 
 KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
+KAFKA_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "kafka-cluster-test"
 SPARK_CONNECT_TEST_HOME = REPO_ROOT / ".cache" / "spark-connect-test"
 SPARK_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "spark-cluster-test"
 OBJECT_STORE_TEST_HOME = REPO_ROOT / ".cache" / "object-store-test"
 POSTGRES_TEST_HOME = REPO_ROOT / ".cache" / "postgres-test"
 # Fixtures that start a service: a JVM (Spark, a Spark Connect server), a broker, an object store or a
 # database server; a test marked `fast` must use none.
-SERVICE_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster", "object_store", "postgres"})
+SERVICE_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster", "object_store", "postgres", "kafka_cluster"})
 
 
 def _fast_only(config: pytest.Config) -> bool:
@@ -46,6 +47,19 @@ def kafka_bootstrap(request):
     bootstrap = ensure_broker(home=KAFKA_TEST_HOME, port=port, topics=())
     yield bootstrap
     stop_broker(KAFKA_TEST_HOME)
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(request):
+    """Three KRaft brokers behind SASL_SSL (SCRAM-SHA-512 users, TLS from a local CA), for one module."""
+    _refuse_in_fast_run(request, "the Kafka cluster")
+    from medallion_assets.dev.kafka_local import Cluster, ensure_cluster, stop_cluster
+
+    port = int(os.environ.get("MEDALLION_TEST_KAFKA_CLUSTER_PORT", "19292"))
+    cluster = Cluster(KAFKA_CLUSTER_TEST_HOME, brokers=3, port=port, secured=True)
+    ensure_cluster(cluster, topics=())
+    yield cluster
+    stop_cluster(cluster.home)
 
 
 @pytest.fixture(scope="session")

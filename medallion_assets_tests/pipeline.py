@@ -15,7 +15,7 @@ from deltalake import DeltaTable as RsDeltaTable
 
 from medallion_assets.definitions import all_assets
 from medallion_assets.definitions import resources as default_resources
-from medallion_assets.topics import create_topics
+from medallion_assets.topics import client_settings, create_topics
 from medallion_assets.generator import Event, write_kafka
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
@@ -37,9 +37,9 @@ class LivePipeline:
 
     @classmethod
     def create(cls, bootstrap: str, root: Path) -> LivePipeline:
-        """Fresh topics (unique prefix) and an empty warehouse."""
+        """Fresh topics (unique prefix) and an empty warehouse; security settings come from the environment."""
         prefix = f"t{uuid.uuid4().hex[:10]}-"
-        create_topics(bootstrap, [prefix + t for t in TOPICS], partitions=3)
+        create_topics(client_settings(bootstrap), [prefix + t for t in TOPICS], partitions=3)
         return cls(bootstrap, prefix, root, DagsterInstance.ephemeral())
 
     def sharing_topics(self, root: Path) -> LivePipeline:
@@ -69,7 +69,7 @@ class LivePipeline:
     def produce(self, events: Sequence[Event]) -> None:
         """Write events (topic names without prefix are prefixed) to the broker."""
         prefixed = [e if e.topic.startswith(self.prefix) else e._replace(topic=self.prefix + e.topic) for e in events]
-        write_kafka(prefixed, {"bootstrap.servers": self.bootstrap}, progress=False)
+        write_kafka(prefixed, client_settings(self.bootstrap), progress=False)
 
     def ingest(self) -> ExecuteInProcessResult:
         """One run of the raw assets."""

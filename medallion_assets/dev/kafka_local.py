@@ -1,6 +1,6 @@
-"""A local single-node Apache Kafka (KRaft, combined broker + controller).
+"""A local Apache Kafka in KRaft mode: one broker, or a cluster of combined broker + controller nodes.
 
-The broker runs as a plain JVM process built from Maven Central jars, so
+The brokers run as plain JVM processes built from Maven Central jars, so
 developing and testing the pipeline needs neither Docker nor a Kafka
 installation: only Java 17+ and network access to Maven Central on the very
 first run.
@@ -16,7 +16,7 @@ Layout
 
 ``home`` (default ``<repo>/.cache/kafka``, one per broker)::
 
-    config/server.properties
+    config/server.properties     owner-only (a secured node's holds the brokers' password)
     config/log4j2.properties
     data/                        KRaft metadata + topic logs (formatted once)
     logs/server.out              JVM stdout/stderr (warnings and errors)
@@ -24,17 +24,29 @@ Layout
     kafka.pid
     .lock                        serialises start/stop of this home
 
+A cluster's home (default ``<repo>/.cache/kafka-cluster``) holds ``node-<i>/`` (a broker
+home each; all nodes vote in the quorum), ``cluster.id`` and, with ``--security sasl_ssl``,
+``security/`` (mode 0700): ``ca.pem`` (a CA made here), ``broker.pem`` (the brokers' key
+and certificate for 127.0.0.1) and ``credentials.json`` (SCRAM-SHA-512 passwords of the
+client user and the brokers' user, generated once, mode 0600). Clients and brokers talk
+SASL_SSL; the controllers' quorum listener stays PLAINTEXT on 127.0.0.1.
+
 ``KAFKA_HEAP_OPTS`` overrides the broker heap (default ``-Xms256m -Xmx512m``);
 ``MEDALLION_KAFKA_HOME`` and ``MEDALLION_KAFKA_LIB_DIR`` override the default
 home and jar cache.
 
 Python API: :func:`ensure_broker`, :func:`stop_broker`, :func:`broker_ready`,
-:func:`broker_pid`; topics are created with :func:`medallion_assets.topics.create_topics`.
+:func:`broker_pid`; :class:`Cluster`, :func:`ensure_cluster`, :func:`stop_cluster`;
+topics are created with :func:`medallion_assets.topics.create_topics`.
 
 CLI::
 
     python -m medallion_assets.dev.kafka_local up|down|status \
-        [--port N] [--home DIR] [--lib-dir DIR] [--partitions N] [--topics a,b]
+        [--brokers N] [--security plaintext|sasl_ssl] [--port N] [--home DIR] [--lib-dir DIR] \
+        [--partitions N] [--topics a,b]
+
+``up`` prints ``export KAFKA_...=...`` lines for ``eval "$(...)"``: the broker list and,
+for a secured cluster, protocol, mechanism, user, password and CA file.
 """
 
 from __future__ import annotations
@@ -44,8 +56,11 @@ import base64
 import contextlib
 import errno
 import fcntl
+import hashlib
 import importlib.util
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -53,11 +68,22 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from medallion_assets.dev.processes import run_command, write_private
 from medallion_assets.paths import REPO_ROOT
-from medallion_assets.topics import TOPICS, TopicCreationError, create_topics
+from medallion_assets.topics import (
+    TOPICS,
+    TopicCreationError,
+    create_topics,
+    environment_lines,
+    jaas_config,
+    replication_for,
+    wait_for_leaders,
+)
 
 KAFKA_VERSION = "4.1.1"
 SCALA_BINARY_VERSION = "2.13"
@@ -77,6 +103,14 @@ DEFAULT_HEAP_OPTS = "-Xms256m -Xmx512m"
 STOP_GRACE_S = 20.0
 
 DEFAULT_HOME = REPO_ROOT / ".cache" / "kafka"
+DEFAULT_CLUSTER_HOME = REPO_ROOT / ".cache" / "kafka-cluster"
+DEFAULT_CLUSTER_PORT = 9192
+DEFAULT_BROKERS = 3
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192
+CLIENT_USER = "medallion"
+BROKER_USER = "broker"
+CERT_DAYS = 825
 DEFAULT_LIB_DIR = REPO_ROOT / ".cache" / "kafka-lib"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2/"
 
@@ -343,26 +377,93 @@ def _pid_path(home: Path) -> Path:
     return home / "kafka.pid"
 
 
-def _server_properties(home: Path, port: int, controller_port: int) -> str:
+@dataclass(frozen=True)
+class Security:
+    """The SASL_SSL material of a cluster in one folder: a local CA, the brokers' PEM keystore, SCRAM users."""
+
+    folder: Path
+
+    @property
+    def ca(self) -> Path:
+        """The CA certificate clients and brokers trust."""
+        return self.folder / "ca.pem"
+
+    @property
+    def keystore(self) -> Path:
+        """The brokers' private key and certificate, PEM."""
+        return self.folder / "broker.pem"
+
+    @property
+    def credentials(self) -> Path:
+        """Password of each SCRAM user, JSON, owner-only."""
+        return self.folder / "credentials.json"
+
+    def passwords(self) -> dict[str, str]:
+        """Password of each SCRAM user (the client user and the brokers' own)."""
+        return json.loads(self.credentials.read_text())
+
+
+@dataclass(frozen=True)
+class Node:
+    """One KRaft process (combined broker + controller): its home, ports, id and the quorum it is part of."""
+
+    home: Path
+    port: int
+    controller_port: int
+    node_id: int = 1
+    voters: str = ""  # node.id@host:port of every controller; empty: this node alone
+    brokers: int = 1
+    security: Security | None = None  # None: a PLAINTEXT client listener
+
+    @property
+    def listener(self) -> str:
+        """Name (and protocol) of the listener clients and the other brokers use."""
+        return "SASL_SSL" if self.security else "PLAINTEXT"
+
+    @property
+    def listeners(self) -> str:
+        """The node's listeners setting: the client one, then the controller's."""
+        return f"{self.listener}://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
+
+
+def _sasl_ssl_properties(security: Security) -> dict[str, str]:
+    """Broker settings of a SASL_SSL listener: SCRAM for clients and brokers, TLS from the local CA."""
+    return {
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas_config(
+            SCRAM_MECHANISM, BROKER_USER, security.passwords()[BROKER_USER]
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(security.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(security.ca),
+        "ssl.client.auth": "none",
+    }
+
+
+def _server_properties(node: Node) -> str:
+    """The node's server.properties: replication from the broker count, SASL_SSL when secured."""
+    replication, min_insync = replication_for(node.brokers)
     props = {
-        "node.id": "1",
+        "node.id": str(node.node_id),
         "process.roles": "broker,controller",
-        "controller.quorum.voters": f"1@{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.quorum.voters": node.voters or f"{node.node_id}@{HOST}:{node.controller_port}",
+        "listeners": node.listeners,
+        "advertised.listeners": f"{node.listener}://{HOST}:{node.port}",
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{node.listener}:{node.listener}",
+        "inter.broker.listener.name": node.listener,
         "controller.listener.names": "CONTROLLER",
-        "log.dirs": str(home / "data"),
+        "log.dirs": str(node.home / "data"),
         "num.partitions": "3",
-        "default.replication.factor": "1",
+        "default.replication.factor": str(replication),
         "auto.create.topics.enable": "true",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": str(replication),
+        "transaction.state.log.replication.factor": str(replication),
+        "transaction.state.log.min.isr": str(min_insync),
+        "share.coordinator.state.topic.replication.factor": str(replication),
+        "share.coordinator.state.topic.min.isr": str(min_insync),
+        "min.insync.replicas": str(min_insync),
         "group.initial.rebalance.delay.ms": "0",
         "message.max.bytes": str(MAX_MESSAGE_BYTES),
         "replica.fetch.max.bytes": str(MAX_MESSAGE_BYTES),
@@ -372,6 +473,8 @@ def _server_properties(home: Path, port: int, controller_port: int) -> str:
         "log.retention.hours": "168",
         "log.segment.bytes": str(256 * 1024 * 1024),
     }
+    if node.security is not None:
+        props.update(_sasl_ssl_properties(node.security))
     lines = ["# Generated by medallion_assets.dev.kafka_local; rewritten on every start."]
     lines += [f"{k}={v}" for k, v in props.items()]
     return "\n".join(lines) + "\n"
@@ -411,11 +514,11 @@ logger.request.level = warn
 """
 
 
-def _write_config(home: Path, port: int, controller_port: int) -> Path:
-    config = _config_path(home)
-    config.parent.mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    config.write_text(_server_properties(home, port, controller_port))
+def _write_config(node: Node) -> Path:
+    """The node's server.properties (owner-only: it may hold the brokers' password) and log settings."""
+    config = _config_path(node.home)
+    (node.home / "logs").mkdir(parents=True, exist_ok=True)
+    write_private(config, _server_properties(node))
     (config.parent / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
     return config
 
@@ -436,9 +539,10 @@ def _read_properties(path: Path) -> dict[str, str]:
 
 
 def _configured_port(home: Path) -> int | None:
+    """The client port in the home's configuration (the first listener that is not the controller's)."""
     listeners = _read_properties(_config_path(home)).get("listeners", "")
     for listener in listeners.split(","):
-        if listener.startswith("PLAINTEXT://"):
+        if listener and not listener.startswith("CONTROLLER://"):
             return int(listener.rsplit(":", 1)[1])
     return None
 
@@ -465,7 +569,10 @@ def _jvm_args(home: Path, jar_dir: Path) -> list[str]:
     ]
 
 
-def _format_storage(home: Path, jar_dir: Path, config: Path) -> None:
+def _format_storage(
+    home: Path, jar_dir: Path, config: Path, cluster_id: str | None = None, scram: Sequence[str] = ()
+) -> None:
+    """Format the KRaft storage once; `scram` are --add-scram credentials written into the first metadata."""
     data = home / "data"
     if (data / "meta.properties").exists():
         return
@@ -474,10 +581,12 @@ def _format_storage(home: Path, jar_dir: Path, config: Path) -> None:
         "kafka.tools.StorageTool",
         "format",
         "-t",
-        _random_cluster_id(),
+        cluster_id or _random_cluster_id(),
         "-c",
         str(config),
     ]
+    for credential in scram:
+        cmd += ["--add-scram", credential]
     proc = subprocess.run(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -567,12 +676,17 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def _admin(bootstrap: str):
+def _client(settings: Mapping[str, str] | str) -> dict[str, str]:
+    """Client settings from a broker list or from settings that may hold security ones."""
+    return {"bootstrap.servers": settings} if isinstance(settings, str) else dict(settings)
+
+
+def _admin(settings: Mapping[str, str] | str):
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(
         {
-            "bootstrap.servers": bootstrap,
+            **_client(settings),
             "socket.connection.setup.timeout.ms": 3000,
             "reconnect.backoff.ms": 100,
             "reconnect.backoff.max.ms": 1000,
@@ -583,19 +697,19 @@ def _admin(bootstrap: str):
     )
 
 
-def _metadata(bootstrap: str, timeout_s: float):
-    """Cluster metadata if a broker answers at ``bootstrap`` within ``timeout_s``, else None."""
+def _metadata(settings: Mapping[str, str] | str, timeout_s: float):
+    """Cluster metadata if a broker answers (bootstrap servers or client settings) within ``timeout_s``, else None."""
     from confluent_kafka import KafkaException
 
     try:
-        md = _admin(bootstrap).list_topics(timeout=timeout_s)
+        md = _admin(settings).list_topics(timeout=timeout_s)
     except KafkaException:
         return None
     return md if md.brokers else None
 
 
-def broker_ready(bootstrap: str, timeout_s: float = 5) -> bool:
-    """True if a broker at ``bootstrap`` answers a metadata request."""
+def broker_ready(bootstrap: Mapping[str, str] | str, timeout_s: float = 5) -> bool:
+    """True if a broker at ``bootstrap`` (servers, or client settings) answers a metadata request."""
     return _metadata(bootstrap, timeout_s) is not None
 
 
@@ -645,22 +759,42 @@ def _terminate(pids: Sequence[int], grace_s: float = STOP_GRACE_S) -> None:
         time.sleep(0.1)
 
 
-def _wait_ready(home: Path, pid: int, bootstrap: str, cluster_id: str | None, timeout_s: float) -> None:
+def _wait_ready(
+    home: Path, pid: int, settings: Mapping[str, str] | str, cluster_id: str | None, timeout_s: float, brokers: int = 1
+) -> None:
+    """Wait until the broker answers a metadata request that lists `brokers` brokers of its cluster."""
     deadline = time.monotonic() + timeout_s
     while True:
         if not _alive(pid):
             raise KafkaLocalError(
                 f"Kafka broker (pid {pid}) exited during startup.\n{_log_excerpt(home)}"
             )
-        md = _metadata(bootstrap, timeout_s=min(2.0, max(0.5, deadline - time.monotonic())))
-        if md is not None and (cluster_id is None or md.cluster_id == cluster_id):
+        md = _metadata(settings, timeout_s=min(2.0, max(0.5, deadline - time.monotonic())))
+        if md is not None and (cluster_id is None or md.cluster_id == cluster_id) and len(md.brokers) >= brokers:
             return
         if time.monotonic() >= deadline:
             raise KafkaLocalError(
-                f"Kafka broker (pid {pid}) did not answer a metadata request at {bootstrap} "
-                f"within {timeout_s:.0f} s.\n{_log_excerpt(home)}"
+                f"Kafka broker (pid {pid}) did not answer a metadata request listing {brokers} broker(s) at "
+                f"{_client(settings)['bootstrap.servers']} within {timeout_s:.0f} s.\n{_log_excerpt(home)}"
             )
         time.sleep(0.3)
+
+
+def _refuse_taken_ports(node: Node) -> None:
+    """A clear error when another process holds a port the node is about to listen on."""
+    for port, what in ((node.port, "broker"), (node.controller_port, "controller")):
+        if _port_in_use(port):
+            md = _metadata(_bootstrap(port), timeout_s=2)
+            who = (
+                f"a Kafka broker of another cluster (id {md.cluster_id}) answers there"
+                if md is not None
+                else "it is not a broker started from this home"
+            )
+            raise KafkaLocalError(
+                f"Cannot start the local Kafka {what} of {node.home}: port {port} on {HOST} is already "
+                f"in use by another process ({who}). Stop that process or choose another "
+                f"port (--port / --controller-port)."
+            )
 
 
 # --------------------------------------------------------------------------- #
@@ -711,21 +845,9 @@ def ensure_broker(
             _wait_ready(home, pid, bootstrap, _cluster_id(home), timeout_s)
         else:
             _pid_path(home).unlink(missing_ok=True)
-            for p, what in ((port, "broker"), (controller_port, "controller")):
-                if _port_in_use(p):
-                    md = _metadata(_bootstrap(p), timeout_s=2)
-                    who = (
-                        f"a Kafka broker of another cluster (id {md.cluster_id}) answers there"
-                        if md is not None
-                        else "it is not a broker started from this home"
-                    )
-                    raise KafkaLocalError(
-                        f"Cannot start the local Kafka {what} of {home}: port {p} on {HOST} is already "
-                        f"in use by another process ({who}). Stop that process or choose another "
-                        f"port (--port / --controller-port)."
-                    )
+            _refuse_taken_ports(Node(home, port, controller_port))
             jar_dir = ensure_kafka_jars(lib_dir)
-            config = _write_config(home, port, controller_port)
+            config = _write_config(Node(home, port, controller_port))
             _format_storage(home, jar_dir, config)
             pid = _start_process(home, jar_dir, config)
             remaining = max(1.0, timeout_s - (time.monotonic() - started))
@@ -743,19 +865,26 @@ def ensure_broker(
     return bootstrap
 
 
-def stop_broker(home: Path | str | None = None) -> None:
-    """Stop the broker of ``home`` (SIGTERM, then SIGKILL after ~20 s). No-op if not running."""
+def _broker_pids(home: Path) -> list[int]:
+    """Every live broker process of ``home``: found by its command line, or named by the pid file."""
+    pids = _scan_broker_pids(home)
+    pid_file = _read_pid_file(home)
+    if pid_file is not None and pid_file not in pids and _is_our_broker(pid_file, home):
+        pids.append(pid_file)
+    return pids
+
+
+def stop_broker(home: Path | str | None = None) -> bool:
+    """Stop the broker of ``home`` (SIGTERM, then SIGKILL after ~20 s); whether one ran."""
     home = _resolve_home(home)
     if not home.exists():
-        return
+        return False
     with _file_lock(home / ".lock"):
-        pids = _scan_broker_pids(home)
-        pid_file = _read_pid_file(home)
-        if pid_file is not None and pid_file not in pids and _is_our_broker(pid_file, home):
-            pids.append(pid_file)
+        pids = _broker_pids(home)
         if pids:
             _terminate(pids)
         _pid_path(home).unlink(missing_ok=True)
+    return bool(pids)
 
 
 def broker_status(home: Path | str | None = None) -> tuple[int | None, str | None, bool]:
@@ -769,6 +898,196 @@ def broker_status(home: Path | str | None = None) -> tuple[int | None, str | Non
 
 
 # --------------------------------------------------------------------------- #
+# A cluster of several nodes, optionally behind SASL_SSL
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Nodes started from one home (``node-<i>/`` each), with client ports ``port, port+1, ...``
+    and controller ports right after them; ``secured`` puts clients and brokers on SASL_SSL."""
+
+    home: Path
+    brokers: int = DEFAULT_BROKERS
+    port: int = DEFAULT_CLUSTER_PORT
+    secured: bool = False
+
+    @property
+    def security(self) -> Security | None:
+        """Where the SASL_SSL material lives, for a secured cluster."""
+        return Security(self.home / "security") if self.secured else None
+
+    def nodes(self) -> list[Node]:
+        """Every node, node ids 1..brokers; all of them vote in the KRaft quorum."""
+        ports = {i: (self.port + i - 1, self.port + self.brokers + i - 1) for i in range(1, self.brokers + 1)}
+        voters = ",".join(f"{i}@{HOST}:{controller}" for i, (_, controller) in ports.items())
+        return [
+            Node(self.home / f"node-{i}", client, controller, i, voters, self.brokers, self.security)
+            for i, (client, controller) in ports.items()
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's client address."""
+        return ",".join(_bootstrap(node.port) for node in self.nodes())
+
+    def settings(self, bootstrap: str | None = None) -> dict[str, str]:
+        """librdkafka settings of the client user (holds its password: never log them)."""
+        settings = {"bootstrap.servers": bootstrap or self.bootstrap}
+        if self.security is not None:
+            settings.update(
+                {
+                    "security.protocol": "SASL_SSL",
+                    "sasl.mechanism": SCRAM_MECHANISM,
+                    "sasl.username": CLIENT_USER,
+                    "sasl.password": self.security.passwords()[CLIENT_USER],
+                    "ssl.ca.location": str(self.security.ca),
+                }
+            )
+        return settings
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    """Run openssl in the security folder; files it writes are the owner's only."""
+    proc = subprocess.run(
+        ["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    if proc.returncode != 0:
+        raise KafkaLocalError(f"openssl {args[0]} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+
+
+def _ensure_security(security: Security) -> None:
+    """Generate once: a CA, a broker certificate it signs for 127.0.0.1, and each SCRAM user's password."""
+    folder = security.folder
+    if all(path.exists() for path in (security.ca, security.keystore, security.credentials)):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    days = str(CERT_DAYS)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", days,
+             "-subj", "/CN=medallion local Kafka CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+             "-subj", f"/CN={HOST}", cwd=folder)
+    (folder / "broker.ext").write_text(f"subjectAltName=IP:{HOST},DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+    _openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial",
+             str(secrets.randbits(63)), "-days", days, "-extfile", "broker.ext", "-out", "broker.crt", cwd=folder)
+    write_private(security.keystore, (folder / "broker.key").read_text() + (folder / "broker.crt").read_text())
+    security.ca.chmod(0o644)  # the certificate is public; clients read it
+    for leftover in ("ca.key", "broker.key", "broker.csr", "broker.crt", "broker.ext"):
+        (folder / leftover).unlink()
+    passwords = {user: secrets.token_urlsafe(24) for user in (CLIENT_USER, BROKER_USER)}
+    write_private(security.credentials, json.dumps(passwords, indent=2) + "\n")
+
+
+def _scram_credentials(security: Security) -> list[str]:
+    """--add-scram values of every user, salted here so no password shows on a command line."""
+    values = []
+    for user, password in security.passwords().items():
+        salt = secrets.token_bytes(16)
+        salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, SCRAM_ITERATIONS)
+        encoded = base64.b64encode(salt).decode(), base64.b64encode(salted).decode()
+        values.append(
+            f'{SCRAM_MECHANISM}=[name={user},iterations={SCRAM_ITERATIONS},salt="{encoded[0]}",saltedpassword="{encoded[1]}"]'
+        )
+    return values
+
+
+def _chosen_cluster_id(cluster: Cluster) -> str:
+    """The id every node of the cluster is formatted with (chosen once)."""
+    path = cluster.home / "cluster.id"
+    if not path.exists():
+        path.write_text(_random_cluster_id() + "\n")
+    return path.read_text().strip()
+
+
+def _start_node(node: Node, cluster_id: str, scram: Sequence[str], lib_dir: Path | str | None) -> int:
+    """Configure, format (once) and start one node; its pid."""
+    _pid_path(node.home).unlink(missing_ok=True)
+    _refuse_taken_ports(node)
+    jar_dir = ensure_kafka_jars(lib_dir)
+    config = _write_config(node)
+    _format_storage(node.home, jar_dir, config, cluster_id, scram)
+    return _start_process(node.home, jar_dir, config)
+
+
+def ensure_cluster(
+    cluster: Cluster,
+    topics: Sequence[str] = DEFAULT_TOPICS,
+    partitions: int = 3,
+    timeout_s: float = 120,
+    lib_dir: Path | str | None = None,
+) -> dict[str, str]:
+    """Start every node of the cluster that does not run, wait for all, create topics; the client settings.
+
+    Idempotent: a node already running is kept. Topics get replication_for the broker count.
+    """
+    home = cluster.home
+    home.mkdir(parents=True, exist_ok=True)
+    started_at = time.monotonic()
+    with _file_lock(home / ".lock"):
+        if cluster.security is not None:
+            _ensure_security(cluster.security)
+        cluster_id = _chosen_cluster_id(cluster)
+        scram = _scram_credentials(cluster.security) if cluster.security is not None else []
+        pids, started = {}, []
+        for node in cluster.nodes():
+            pid = broker_pid(node.home)
+            if pid is not None and _read_properties(_config_path(node.home)).get("listeners") != node.listeners:
+                raise KafkaLocalError(
+                    f"Node {node.node_id} of {home} runs (pid {pid}) with other listeners than asked for; stop the "
+                    f"cluster first (`python -m medallion_assets.dev.kafka_local down --home {home}`)."
+                )
+            if pid is None:
+                pid = _start_node(node, cluster_id, scram, lib_dir)
+                started.append(pid)
+            pids[node] = pid
+        try:
+            for node, pid in pids.items():
+                remaining = max(1.0, timeout_s - (time.monotonic() - started_at))
+                _wait_ready(node.home, pid, cluster.settings(_bootstrap(node.port)), cluster_id, remaining, cluster.brokers)
+        except BaseException:
+            _terminate(started)
+            raise
+    settings = cluster.settings()
+    try:
+        wait_for_leaders(_admin(settings))  # after a restart: the topics it already had serve again
+        create_topics(settings, topics, partitions)
+    except TopicCreationError as error:
+        raise KafkaLocalError(str(error)) from error
+    return settings
+
+
+def node_homes(home: Path | str) -> list[Path]:
+    """The node homes of a cluster home, in node id order (none for a single broker's home)."""
+    return sorted(Path(home).glob("node-*"), key=lambda path: int(path.name.split("-", 1)[1]))
+
+
+def stop_cluster(home: Path | str) -> bool:
+    """Stop every node of the cluster home at once (SIGTERM, then SIGKILL); whether any ran."""
+    home = Path(home)
+    if not home.exists():
+        return False
+    with _file_lock(home / ".lock"):
+        pids = [pid for node in node_homes(home) for pid in _broker_pids(node)]
+        _terminate(pids)
+        for node in node_homes(home):
+            _pid_path(node).unlink(missing_ok=True)
+    return bool(pids)
+
+
+def cluster_status(cluster: Cluster) -> str | None:
+    """Where the cluster answers, when every node runs and lists every broker."""
+    if any(broker_pid(node.home) is None for node in cluster.nodes()):
+        return None
+    md = _metadata(cluster.settings(), timeout_s=5)
+    if md is None or len(md.brokers) < cluster.brokers:
+        return None
+    return f"{cluster.brokers} brokers at {cluster.bootstrap}"
+
+
+# --------------------------------------------------------------------------- #
 # CLI
 # --------------------------------------------------------------------------- #
 
@@ -777,15 +1096,68 @@ def _parse_topics(value: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in value.split(",") if t.strip())
 
 
+def _single_broker(args: argparse.Namespace) -> bool:
+    """Whether the command is about the one plaintext broker (the default) rather than a cluster."""
+    return args.brokers == 1 and args.security == "plaintext"
+
+
+def _cluster(args: argparse.Namespace) -> Cluster:
+    """The cluster the options name."""
+    home = _resolve_home(args.home) if args.home is not None else DEFAULT_CLUSTER_HOME
+    return Cluster(home, args.brokers, args.port or DEFAULT_CLUSTER_PORT, args.security == "sasl_ssl")
+
+
+def _up(args: argparse.Namespace) -> list[str]:
+    """Start what the options ask for; the environment lines of its clients."""
+    if _single_broker(args):
+        bootstrap = ensure_broker(
+            home=args.home, port=args.port or DEFAULT_PORT, topics=args.topics, partitions=args.partitions,
+            timeout_s=args.timeout, lib_dir=args.lib_dir, controller_port=args.controller_port,
+        )
+        return environment_lines({"bootstrap.servers": bootstrap})
+    settings = ensure_cluster(_cluster(args), args.topics, args.partitions, args.timeout, args.lib_dir)
+    return environment_lines(settings)
+
+
+def _down(args: argparse.Namespace) -> bool:
+    """Stop the broker, or every node when the home is a cluster's."""
+    home = args.home if args.home is not None else (DEFAULT_HOME if _single_broker(args) else DEFAULT_CLUSTER_HOME)
+    return stop_cluster(home) if node_homes(home) else stop_broker(home)
+
+
+def _where(args: argparse.Namespace) -> str | None:
+    """Where the broker or cluster answers, if it does."""
+    if _single_broker(args):
+        pid, bootstrap, answering = broker_status(args.home)
+        return f"(pid {pid}) at {bootstrap}" if pid and answering else None
+    return cluster_status(_cluster(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """up | down | status of the local broker or cluster."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", type=Path, default=None, help=f"broker home (default {DEFAULT_HOME})")
+    common.add_argument(
+        "--home", type=Path, default=None,
+        help=f"broker or cluster home (default {DEFAULT_HOME}, a cluster's {DEFAULT_CLUSTER_HOME})",
+    )
     common.add_argument(
         "--lib-dir", type=Path, default=None, help=f"jar cache shared by all homes (default {DEFAULT_LIB_DIR})"
     )
-    common.add_argument("--port", type=int, default=DEFAULT_PORT, help="PLAINTEXT port (default 9092)")
     common.add_argument(
-        "--controller-port", type=int, default=None, help="KRaft controller port (default port+1)"
+        "--port", type=int, default=None,
+        help=f"client port (default {DEFAULT_PORT}); a cluster's first client port (default {DEFAULT_CLUSTER_PORT}), "
+        "its other nodes take the next ones, then the controllers",
+    )
+    common.add_argument(
+        "--controller-port", type=int, default=None, help="KRaft controller port of a single broker (default port+1)"
+    )
+    common.add_argument(
+        "--brokers", type=int, default=1, choices=range(1, 10), metavar="N",
+        help="KRaft nodes, each broker and controller; topics get replication factor min(N, 3) (default 1)",
+    )
+    common.add_argument(
+        "--security", choices=("plaintext", "sasl_ssl"), default="plaintext",
+        help="client listener: plaintext, or sasl_ssl (SCRAM-SHA-512 users and TLS from a CA made in the home)",
     )
     common.add_argument("--partitions", type=int, default=3, help="partitions of created topics")
     common.add_argument(
@@ -798,40 +1170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m medallion_assets.dev.kafka_local",
-        description="Run a local single-node Kafka (KRaft) broker. Options follow the command.",
+        description="Run a local Kafka (KRaft): one broker, or a cluster. Options follow the command.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", parents=[common], help="start the broker (if needed) and create topics")
-    sub.add_parser("down", parents=[common], help="stop the broker")
-    sub.add_parser("status", parents=[common], help="exit 0 if the broker runs and answers, 1 otherwise")
+    sub.add_parser("up", parents=[common], help="start (if needed), create topics, print export lines for clients")
+    sub.add_parser("down", parents=[common], help="stop the broker, or every node of the cluster")
+    sub.add_parser("status", parents=[common], help="exit 0 if the broker or cluster runs and answers, 1 otherwise")
     args = parser.parse_args(argv)
-
     try:
-        if args.command == "up":
-            bootstrap = ensure_broker(
-                home=args.home,
-                port=args.port,
-                topics=args.topics,
-                partitions=args.partitions,
-                timeout_s=args.timeout,
-                lib_dir=args.lib_dir,
-                controller_port=args.controller_port,
-            )
-            print(bootstrap)
-            return 0
-        if args.command == "down":
-            stop_broker(args.home)
-            print("stopped")
-            return 0
-        pid, bootstrap, answering = broker_status(args.home)
-        if pid and answering:
-            print(f"running (pid {pid}) at {bootstrap}")
-            return 0
-        if pid:
-            print(f"process {pid} is up but the broker at {bootstrap} does not answer")
-        else:
-            print("not running")
-        return 1
+        return run_command(args.command, lambda: _up(args), lambda: _down(args), lambda: _where(args))
     except KafkaLocalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -142,3 +142,13 @@ def run_command(command: str, up: Callable[[], list[str]], down: Callable[[], bo
         print(f"running {address}" if address else "not running")
         return 0 if address else 1
     return 0
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write a file only its owner may read (mode 0600 from the moment it exists): keys, passwords."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return path

@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings, physical_topic
+from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings, jaas_config, physical_topic
 
 # librdkafka reports every failed connection attempt; callers report the outcome once instead.
 _QUIET = logging.getLogger("medallion_assets.kafka_client")
@@ -29,14 +29,8 @@ def spark_kafka_options(settings: dict[str, str]) -> dict[str, str]:
         options["kafka.security.protocol"] = settings["security.protocol"]
     if "sasl.mechanism" in settings:
         options["kafka.sasl.mechanism"] = settings["sasl.mechanism"]
-        module = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule"
-            if settings["sasl.mechanism"].startswith("SCRAM")
-            else "org.apache.kafka.common.security.plain.PlainLoginModule"
-        )
-        options["kafka.sasl.jaas.config"] = (
-            f'{module} required username="{settings.get("sasl.username", "")}" '
-            f'password="{settings.get("sasl.password", "")}";'
+        options["kafka.sasl.jaas.config"] = jaas_config(
+            settings["sasl.mechanism"], settings.get("sasl.username", ""), settings.get("sasl.password", "")
         )
     if "ssl.ca.location" in settings:
         options["kafka.ssl.truststore.type"] = "PEM"
