@@ -89,14 +89,17 @@ class Server(HomedService):
 
     @property
     def data(self) -> Path:
+        """The cluster's data directory."""
         return self.home / "data"
 
     @property
     def sockets(self) -> Path:
+        """The directory of the server's Unix socket."""
         return self.home / "run"
 
     @property
     def password_file(self) -> Path:
+        """The superuser's password, owner-only."""
         return self.home / "password"
 
     def password(self) -> str:
