@@ -5,7 +5,9 @@ PATH); `make test` installs it when missing. Its cluster lives in the service's 
 first `up` with a superuser `dagster` whose password is generated then and kept, readable by the
 owner only, in that home. It listens on 127.0.0.1 only, its Unix socket stays in the home, and
 password authentication (SCRAM) is required on every connection. Started by root, it runs as the
-`postgres` user, since the server refuses to run as root.
+`postgres` user, since the server refuses to run as root; its cluster and socket then live in a
+directory of /var/tmp named after the home (that user may not reach the home), the password, pid
+file and log still in the home.
 
 CLI::
 
@@ -20,6 +22,7 @@ stops only the server it started (by the pid in its home). The data stays in the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
 import secrets
@@ -46,6 +49,8 @@ DATABASE = "dagster"
 SERVER_USER = "postgres"  # who runs the server when we are root
 DEBIAN_SERVERS = Path("/usr/lib/postgresql")
 START_TIMEOUT_S = 60.0
+# Where a root-started server keeps its cluster: its user may not traverse the home's parents (/root is 0700).
+ROOT_CLUSTERS = Path("/var/tmp/medallion_assets-postgres")
 
 
 def server_bin(name: str) -> str:
@@ -88,14 +93,22 @@ class Server(HomedService):
     process_name: ClassVar[str] = "postgres"
 
     @property
+    def cluster(self) -> Path:
+        """The server's own files (data, socket): the home, or, started by root, a directory of its own
+        under ROOT_CLUSTERS named after the home, which the `postgres` user can reach wherever the home is."""
+        if os.geteuid() != 0:
+            return self.home
+        return ROOT_CLUSTERS / hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:16]
+
+    @property
     def data(self) -> Path:
         """The cluster's data directory."""
-        return self.home / "data"
+        return self.cluster / "data"
 
     @property
     def sockets(self) -> Path:
         """The directory of the server's Unix socket."""
-        return self.home / "run"
+        return self.cluster / "run"
 
     @property
     def password_file(self) -> Path:
@@ -153,9 +166,11 @@ class Server(HomedService):
 def init_cluster(server: Server) -> None:
     """Create the cluster (initdb) unless the home holds one: superuser `dagster`, SCRAM passwords, UTF-8."""
     if (server.data / "PG_VERSION").exists():
-        if not server.password_file.exists():
+        if server.password_file.exists():
+            return
+        if server.cluster == server.home:
             raise ServiceError(f"{server.data} holds a cluster but {server.password_file} is gone: remove {server.home} to start over")
-        return
+        shutil.rmtree(server.cluster)  # left by an earlier home at the same path, whose password went with it
     own(server.sockets)
     password_file = server.sockets / "initdb-password"
     descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -166,7 +181,7 @@ def init_cluster(server: Server) -> None:
     command = [server_bin("initdb"), "-D", str(server.data), "-U", USER, "-A", "scram-sha-256", f"--pwfile={password_file}"]
     try:
         done = subprocess.run(
-            as_server_user([*command, "-E", "UTF8", "--no-locale"]), cwd=server.home, capture_output=True, text=True, timeout=120
+            as_server_user([*command, "-E", "UTF8", "--no-locale"]), cwd=server.data, capture_output=True, text=True, timeout=120
         )
     finally:
         password_file.unlink(missing_ok=True)
