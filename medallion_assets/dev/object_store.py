@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from medallion_assets.dev.processes import HOST, HomedService, ServiceError, launch, port_answers, run_command, stop
+from medallion_assets.dev.processes import (
+    HOST,
+    HomedService,
+    ServiceError,
+    launch,
+    port_answers,
+    run_command,
+    stop,
+    write_private,
+)
 from medallion_assets.paths import REPO_ROOT
 
 DEFAULT_PORT = 8333
@@ -93,11 +102,8 @@ class Store(HomedService):
         """The store's access key and secret, generated on first use (file mode 0600)."""
         path = self.home / "credentials.json"
         if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
             fresh = {"AWS_ACCESS_KEY_ID": f"medallion{secrets.token_hex(4)}", "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(24)}
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                json.dump(fresh, out)
+            write_private(path, json.dumps(fresh))
         return json.loads(path.read_text())
 
     def environment(self) -> list[str]:

@@ -39,7 +39,16 @@ from typing import ClassVar
 import psycopg2
 from psycopg2 import sql
 
-from medallion_assets.dev.processes import HOST, HomedService, ServiceError, launch, port_answers, run_command, stop
+from medallion_assets.dev.processes import (
+    HOST,
+    HomedService,
+    ServiceError,
+    launch,
+    port_answers,
+    run_command,
+    stop,
+    write_private,
+)
 from medallion_assets.paths import REPO_ROOT
 
 DEFAULT_PORT = 5433  # next to a system server's 5432
@@ -117,13 +126,9 @@ class Server(HomedService):
 
     def password(self) -> str:
         """The superuser's password, generated on first use (file mode 0600)."""
-        path = self.password_file
-        if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as out:
-                out.write(secrets.token_urlsafe(24))
-        return path.read_text().strip()
+        if not self.password_file.exists():
+            write_private(self.password_file, secrets.token_urlsafe(24))
+        return self.password_file.read_text().strip()
 
     def variables(self, database: str = DATABASE) -> dict[str, str]:
         """The variables that point a Dagster instance's Postgres storage at one database of this server."""
@@ -172,10 +177,7 @@ def init_cluster(server: Server) -> None:
             raise ServiceError(f"{server.data} holds a cluster but {server.password_file} is gone: remove {server.home} to start over")
         shutil.rmtree(server.cluster)  # left by an earlier home at the same path, whose password went with it
     own(server.sockets)
-    password_file = server.sockets / "initdb-password"
-    descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(server.password())
+    password_file = write_private(server.sockets / "initdb-password", server.password())
     hand_over(password_file)
     own(server.data)
     command = [server_bin("initdb"), "-D", str(server.data), "-U", USER, "-A", "scram-sha-256", f"--pwfile={password_file}"]
