@@ -35,7 +35,7 @@ $(CHROMIUM):
 	apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
-# The live test on Postgres runs Debian's PostgreSQL server (dev/postgres.py starts it in .cache). Installed
+# The live test on Postgres runs Debian's PostgreSQL server (dev/postgres.py starts it, its home in .cache). Installed
 # when missing, without the cluster Debian would otherwise create and start on port 5432.
 postgres-server:
 	@if ! command -v postgres >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
