@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from medallion_assets.definitions import all_assets
 from medallion_assets.generator import Event, GeneratorConfig, generate
 from medallion_assets.quality.expectations import DEFAULT_DROP_TOLERANCE
-from medallion_assets.tables import ALL_TABLES, BRONZE, DAILY_LOCATION_SUMMARY, DIM_USERS, DIMENSIONS, FACT_STREAM, RAW
+from medallion_assets.tables import ALL_TABLES, BRONZE, DAILY_LOCATION_SUMMARY, DIM_DATETIME, DIM_USERS, DIMENSIONS, FACT_STREAM, RAW
 from medallion_assets_tests.pipeline import LivePipeline
 
 FIRST, LAST = date(2024, 3, 1), date(2024, 3, 2)
@@ -199,6 +199,8 @@ def test_rematerializing_a_day_leaves_every_table_unchanged(run, spark):
     assert result.success
     for table in DOWNSTREAM:
         after = spark.read.format("delta").load(pipeline.uri(table))
+        if table == DIM_DATETIME:  # the calendar runs to tomorrow (UTC): past midnight the re-run adds the new day, only that
+            after = after.where(F.col("datetime") <= before[table.path].agg(F.max("datetime")).first()[0])
         assert after.exceptAll(before[table.path]).count() == 0, table.path
         assert before[table.path].exceptAll(after).count() == 0, table.path
 
