@@ -55,7 +55,6 @@ import argparse
 import base64
 import contextlib
 import errno
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -71,10 +70,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from medallion_assets.dev.processes import run_command, write_private
-from medallion_assets.paths import REPO_ROOT
+from medallion_assets.paths import REPO_ROOT, file_lock
 from medallion_assets.topics import (
     TOPICS,
     TopicCreationError,
@@ -148,18 +147,6 @@ def _resolve_lib_dir(lib_dir: Path | str | None) -> Path:
 
 def _bootstrap(port: int) -> str:
     return f"{HOST}:{port}"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock (flock) on ``path``; blocks until acquired."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _java() -> str:
@@ -338,7 +325,7 @@ def ensure_kafka_jars(lib_dir: Path | str | None = None) -> Path:
     marker = dest / ".complete"
     if marker.exists():
         return dest
-    with _file_lock(lib_dir / ".lock"):
+    with file_lock(lib_dir / ".lock"):
         if marker.exists():
             return dest
         tmp = lib_dir / f"{dest.name}.tmp-{os.getpid()}"
@@ -823,7 +810,7 @@ def ensure_broker(
     home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
-    with _file_lock(home / ".lock"):
+    with file_lock(home / ".lock"):
         pids = _scan_broker_pids(home)
         pid_file = _read_pid_file(home)
         if pid_file is not None and pid_file not in pids and _is_our_broker(pid_file, home):
@@ -879,7 +866,7 @@ def stop_broker(home: Path | str | None = None) -> bool:
     home = _resolve_home(home)
     if not home.exists():
         return False
-    with _file_lock(home / ".lock"):
+    with file_lock(home / ".lock"):
         pids = _broker_pids(home)
         if pids:
             _terminate(pids)
@@ -1026,7 +1013,7 @@ def ensure_cluster(
     home = cluster.home
     home.mkdir(parents=True, exist_ok=True)
     started_at = time.monotonic()
-    with _file_lock(home / ".lock"):
+    with file_lock(home / ".lock"):
         if cluster.security is not None:
             _ensure_security(cluster.security)
         cluster_id = _chosen_cluster_id(cluster)
@@ -1069,7 +1056,7 @@ def stop_cluster(home: Path | str) -> bool:
     home = Path(home)
     if not home.exists():
         return False
-    with _file_lock(home / ".lock"):
+    with file_lock(home / ".lock"):
         pids = [pid for node in node_homes(home) for pid in _broker_pids(node)]
         _terminate(pids)
         for node in node_homes(home):

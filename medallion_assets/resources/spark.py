@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
@@ -13,7 +14,7 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 from pyspark.sql import SparkSession
 
-from medallion_assets.paths import REPO_ROOT
+from medallion_assets.paths import REPO_ROOT, file_lock
 
 # The JVM packages every Spark here needs (a local session, a Connect server): Delta and the Kafka source.
 SPARK_PACKAGES = (
@@ -78,6 +79,12 @@ def spark_conf(
     }
 
 
+def ivy_lock(conf: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+    """Held while a JVM resolves conf's packages: processes starting Spark at once (two runs, two test
+    workers) share one Ivy cache, which is not safe to fill concurrently."""
+    return file_lock(Path(conf["spark.jars.ivy"]) / ".resolve.lock")
+
+
 def build_session(
     master: str = "local[*]",
     remote: str | None = None,
@@ -106,7 +113,8 @@ def build_session(
         builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    session = builder.appName("medallion_assets").getOrCreate()
+    with contextlib.nullcontext() if remote else ivy_lock(conf):
+        session = builder.appName("medallion_assets").getOrCreate()
     if not remote:
         session.sparkContext.setLogLevel("WARN")
     return session
