@@ -45,10 +45,12 @@ postgres-server:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	fi
 
-# The definitions load and validate first (seconds), then the suite.
+# The definitions load and validate first (seconds), then the suite, in TEST_WORKERS processes that
+# each take whole modules (a module's services and fixtures stay in one process; see conftest.py).
+TEST_WORKERS ?= 2
 test: setup $(CHROMIUM) postgres-server
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
-	$(PYTHON) -m pytest medallion_assets_tests
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder medallion_assets_tests
 
 # Tests that need no JVM and no broker; JAVA_HOME points nowhere so any Java start fails loudly.
 test-fast: setup

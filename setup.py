@@ -21,6 +21,6 @@ setup(
         "tqdm>=4.66,<5",
     ],
     extras_require={
-        "test": ["pytest>=8,<9", "pytest-timeout>=2.3,<3", "polars==1.44.2", "playwright==1.65.2"],
+        "test": ["pytest>=8,<9", "pytest-timeout>=2.3,<3", "pytest-xdist==3.8.0", "polars==1.44.2", "playwright==1.65.2"],
     },
 )

@@ -1,17 +1,42 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from medallion_assets.paths import REPO_ROOT
 
-KAFKA_TEST_HOME = REPO_ROOT / ".cache" / "kafka-test"
-KAFKA_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "kafka-cluster-test"
-SPARK_CONNECT_TEST_HOME = REPO_ROOT / ".cache" / "spark-connect-test"
-SPARK_CLUSTER_TEST_HOME = REPO_ROOT / ".cache" / "spark-cluster-test"
-OBJECT_STORE_TEST_HOME = REPO_ROOT / ".cache" / "object-store-test"
-POSTGRES_TEST_HOME = REPO_ROOT / ".cache" / "postgres-test"
+
+
+def worker_index() -> int:
+    """Which of pytest-xdist's workers this process is (gw0, gw1, ...); 0 without workers."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def service_home(name: str) -> Path:
+    """A test service's home under .cache: one per worker, so workers never share a server."""
+    index = worker_index()
+    return REPO_ROOT / ".cache" / (name if index == 0 else f"{name}-gw{index}")
+
+
+# Workers' ports lie this far apart; every service here uses fewer consecutive ports (weed: 6).
+PORTS_PER_WORKER = 300
+
+
+def service_port(variable: str, default: int) -> int:
+    """A test service's port (the variable overrides the default), shifted for each worker."""
+    return int(os.environ.get(variable, str(default))) + PORTS_PER_WORKER * worker_index()
+
+
+# Modules that start services or run the pipeline many times run first: workers taking whole
+# modules in this order (`make test` runs two) finish at about the same time.
+SLOWEST_FIRST = (
+    "test_scale_out", "test_incremental", "test_orchestration", "test_pipeline", "test_demo",
+    "test_kafka_cluster", "test_crash", "test_bad_input", "test_data_quality",
+)
+
+
 # Fixtures that start a service: a JVM (Spark, a Spark Connect server), a broker, an object store or a
 # database server; a test marked `fast` must use none.
 SERVICE_FIXTURES = frozenset({"spark", "kafka_bootstrap", "spark_remote", "spark_cluster", "object_store", "postgres", "kafka_cluster"})
@@ -23,7 +48,10 @@ def _fast_only(config: pytest.Config) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A fast test that needs a service fixture (JVM, broker, server) is a mistake: fail it at collection, loudly."""
+    """Slowest modules first; and a fast test that needs a service fixture (JVM, broker, server) is a
+    mistake: fail it at collection, loudly."""
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))  # stable: order within a module kept
     for item in items:
         if item.get_closest_marker("fast") is None:
             continue
@@ -43,10 +71,10 @@ def kafka_bootstrap(request):
     _refuse_in_fast_run(request, "the Kafka broker")
     from medallion_assets.dev.kafka_local import ensure_broker, stop_broker
 
-    port = int(os.environ.get("MEDALLION_TEST_KAFKA_PORT", "19092"))
-    bootstrap = ensure_broker(home=KAFKA_TEST_HOME, port=port, topics=())
+    home, port = service_home("kafka-test"), service_port("MEDALLION_TEST_KAFKA_PORT", 19092)
+    bootstrap = ensure_broker(home=home, port=port, topics=())
     yield bootstrap
-    stop_broker(KAFKA_TEST_HOME)
+    stop_broker(home)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +83,7 @@ def kafka_cluster(request):
     _refuse_in_fast_run(request, "the Kafka cluster")
     from medallion_assets.dev.kafka_local import Cluster, ensure_cluster, stop_cluster
 
-    port = int(os.environ.get("MEDALLION_TEST_KAFKA_CLUSTER_PORT", "19292"))
-    cluster = Cluster(KAFKA_CLUSTER_TEST_HOME, brokers=3, port=port, secured=True)
+    cluster = Cluster(service_home("kafka-cluster-test"), brokers=3, port=service_port("MEDALLION_TEST_KAFKA_CLUSTER_PORT", 19292), secured=True)
     ensure_cluster(cluster, topics=())
     yield cluster
     stop_cluster(cluster.home)
@@ -80,7 +107,7 @@ def spark_remote(request):
     _refuse_in_fast_run(request, "the Spark Connect server")
     from medallion_assets.dev.spark_connect import Server, down, up
 
-    server = Server(SPARK_CONNECT_TEST_HOME, int(os.environ.get("MEDALLION_TEST_CONNECT_PORT", "15012")))
+    server = Server(service_home("spark-connect-test"), service_port("MEDALLION_TEST_CONNECT_PORT", 15012))
     yield up(server)
     down(server)
 
@@ -91,7 +118,7 @@ def spark_cluster(request):
     _refuse_in_fast_run(request, "the Spark cluster")
     from medallion_assets.dev.spark_cluster import Cluster, down, up
 
-    cluster = Cluster(SPARK_CLUSTER_TEST_HOME, int(os.environ.get("MEDALLION_TEST_SPARK_MASTER_PORT", "17077")))
+    cluster = Cluster(service_home("spark-cluster-test"), service_port("MEDALLION_TEST_SPARK_MASTER_PORT", 17077))
     yield dict(line.split("=", 1) for line in up(cluster))
     down(cluster)
 
@@ -102,7 +129,7 @@ def object_store(request):
     _refuse_in_fast_run(request, "the object store")
     from medallion_assets.dev.object_store import Store, down, up
 
-    store = Store(OBJECT_STORE_TEST_HOME, int(os.environ.get("MEDALLION_TEST_S3_PORT", "18433")))
+    store = Store(service_home("object-store-test"), service_port("MEDALLION_TEST_S3_PORT", 18433))
     yield dict(line.split("=", 1) for line in up(store))
     down(store)
 
@@ -113,7 +140,7 @@ def postgres(request):
     _refuse_in_fast_run(request, "the PostgreSQL server")
     from medallion_assets.dev.postgres import Server, down, up
 
-    server = Server(POSTGRES_TEST_HOME, int(os.environ.get("MEDALLION_TEST_POSTGRES_PORT", "15432")))
+    server = Server(service_home("postgres-test"), service_port("MEDALLION_TEST_POSTGRES_PORT", 15432))
     up(server)
     yield server
     down(server)
