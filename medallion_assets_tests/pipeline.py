@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ class LivePipeline:
     def sharing_topics(self, root: Path) -> LivePipeline:
         """A second warehouse fed by the same topics, with its own run history."""
         return LivePipeline(self.bootstrap, self.prefix, root, DagsterInstance.ephemeral())
+
+    def copy_of_raw(self, root: Path) -> LivePipeline:
+        """A second warehouse starting from a copy of this one's raw tables (what ingesting the same
+        topics again would write, without a second raw run), with its own run history."""
+        shutil.copytree(self.root / "raw", root / "raw")
+        return self.sharing_topics(root)
 
     @property
     def resources(self) -> dict[str, Any]:

@@ -86,9 +86,8 @@ class Both:
 def both(kafka_bootstrap, spark, tmp_path_factory) -> Both:
     by_day = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("by_day"))
     by_day.produce(user_history() + travels())
-    full = by_day.sharing_topics(tmp_path_factory.mktemp("full"))
     by_day.ingest()
-    full.ingest()
+    full = by_day.copy_of_raw(tmp_path_factory.mktemp("full"))
     first, *later = BY_DAY_ORDER
     runs = [by_day.run_days(first, first)] + [by_day.run_days(day, day, selection=NOT_RAW - DAY_FREE) for day in later]
     assert all(r.success for r in runs)

@@ -457,10 +457,10 @@ def test_overlapping_runs_of_the_same_day_queue_one_after_the_other_and_build_wh
     before = {t.path: table_rows(dagster_dev.root, t) for t in below_raw}
     assert before[FACT_STREAM.path] and before[DAILY_USER_SUMMARY.path]
 
-    # Two runs of downstream_job for D1 submitted at once to the queue, as the UI submits them, each of the
-    # steps a run starts with: bronze, which overwrites the day, and dim_users, which every run merges into
-    # (the whole job takes a minute a run). The daemon launches them.
-    selection = sorted({*defs.resolve_assets_def(BRONZE["listen_events"].asset_key).keys, DIM_USERS.asset_key})
+    # Two runs of downstream_job for D1 submitted at once to the queue, as the UI submits them, each of
+    # dim_users, which every run of a day merges into: two such MERGEs at once are what conflicts (the
+    # whole job takes a minute a run). The daemon launches them.
+    selection = [DIM_USERS.asset_key]
     started = time.monotonic()
     client = DagsterGraphQLClient("127.0.0.1", port_number=int(dagster_dev.url.rsplit(":", 1)[1]))
     run_ids = [
