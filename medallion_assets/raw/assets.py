@@ -10,13 +10,18 @@ from dagster import (
     MetadataValue,
     RetryPolicy,
 )
-from pyspark.sql import functions as F
 
 from medallion_assets.orchestration.partitions import EVENT_DATES
 from medallion_assets.quality.checks import Outcome, sample
 from medallion_assets.quality.integrity import RECORDS_OUTSIDE_PARTITIONS
-from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets, spark_offsets
-from medallion_assets.raw.parse import empty_records, outside_partitions, outside_reason, parse_records
+from medallion_assets.raw.offsets import batch_tally, in_ranges, plan_ranges, raw_next_offsets, spark_offsets
+from medallion_assets.raw.parse import (
+    empty_records,
+    outside_partitions,
+    outside_partitions_predicate,
+    outside_reason,
+    parse_records,
+)
 from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import table_asset, table_report
@@ -64,22 +69,18 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             .option("minPartitions", warehouse.session.conf.get("spark.sql.shuffle.partitions"))
             .load()
         )
-        parsed = parse_records(records, topic).cache()
-        try:
-            tally = parsed.groupBy("event_date", F.col("parse_error").isNotNull().alias("malformed")).count().collect()
-            outside = Counter()
-            for row in tally:
-                reason = outside_reason(row["event_date"], row["malformed"])
-                if reason is not None:
-                    outside[reason] += row["count"]
-            examples = (
-                sample(outside_partitions(parsed).select("reason", "kafka_partition", "kafka_offset", "value"))
-                if outside
-                else None
-            )
-            commit = warehouse.append_once(table, parsed, f"raw/{physical}", sum(r.end for r in ranges))
-        finally:
-            parsed.unpersist()
+        # One pass from Kafka to Delta; what the batch held per day comes from the commit's file statistics.
+        commit = warehouse.append_once(table, parse_records(records, topic), f"raw/{physical}", sum(r.end for r in ranges))
+        tally = batch_tally(warehouse.added_files(commit))
+        outside = Counter()
+        for (day, malformed), n in tally.items():
+            reason = outside_reason(day, malformed)
+            if reason is not None:
+                outside[reason] += n
+        examples = None
+        if outside:  # the outside rows lie in a few small partitions (no day, or out of range)
+            batch = warehouse.read(table).where(outside_partitions_predicate()).where(in_ranges(ranges))
+            examples = sample(outside_partitions(batch).select("reason", "kafka_partition", "kafka_offset", "value"))
         check = outside_check.result(
             Outcome(sum(outside.values()), pending, examples), by_reason=MetadataValue.json(dict(outside))
         )
@@ -88,9 +89,9 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             [check],
             {
                 **base,
-                EVENT_DATES: MetadataValue.json(sorted({str(r["event_date"]) for r in tally if r["event_date"]})),
-                "malformed_records": sum(r["count"] for r in tally if r["malformed"]),
-                "undated_records": sum(r["count"] for r in tally if r["event_date"] is None),
+                EVENT_DATES: MetadataValue.json(sorted({str(day) for day, _ in tally if day is not None})),
+                "malformed_records": sum(n for (_, malformed), n in tally.items() if malformed),
+                "undated_records": sum(n for (day, _), n in tally.items() if day is None),
             },
         )
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
-
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,25 @@ def spark_offsets(topic: str, ranges: list[OffsetRange]) -> tuple[str, str]:
     start = {topic: {str(r.partition): r.start for r in ranges}}
     end = {topic: {str(r.partition): r.end for r in ranges}}
     return json.dumps(start), json.dumps(end)
+
+
+def in_ranges(ranges: list[OffsetRange]) -> str:
+    """SQL predicate selecting the raw rows of the ranges (by kafka_partition and kafka_offset)."""
+    within = [
+        f"(kafka_partition = {r.partition} AND kafka_offset >= {r.start} AND kafka_offset < {r.end})" for r in ranges if r.count
+    ]
+    return " OR ".join(within) or "FALSE"
+
+
+def batch_tally(added: pa.Table | None) -> Counter[tuple[date | None, bool]]:
+    """Rows per (event_date, malformed) of the files one raw commit added, from their statistics
+    (rows, and rows whose parse_error is null); nothing for no commit."""
+    tally: Counter[tuple[date | None, bool]] = Counter()
+    if added is None:
+        return tally
+    for day, rows, well_formed in zip(
+        added["partition.event_date"].to_pylist(), added["num_records"].to_pylist(), added["null_count.parse_error"].to_pylist()
+    ):
+        tally[(day, False)] += well_formed
+        tally[(day, True)] += rows - well_formed
+    return +tally  # days without malformed (or without well-formed) rows drop out

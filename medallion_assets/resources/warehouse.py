@@ -288,6 +288,19 @@ class WarehouseResource(ConfigurableResource):
         """Rows in the table, from the Delta log's file statistics."""
         return self._total(self._files(self.delta_rs(table), table))
 
+    def added_files(self, commit: Commit) -> pa.Table | None:
+        """The files a commit added, with partition values and statistics (one row each, delta-rs
+        columns: `num_records`, `partition.<column>`, `null_count.<column>`); None when it made no commit."""
+        if commit.version is None:
+            return None
+        uri, options = delta_rs_uri(commit.uri), self.storage_options()
+        files = self._files(RsDeltaTable(uri, version=commit.version, storage_options=options), commit.table)
+        if commit.version > 0 and files is not None:
+            before = self._files(RsDeltaTable(uri, version=commit.version - 1, storage_options=options), commit.table)
+            if before is not None:
+                files = files.filter(pc.invert(pc.is_in(files["path"], value_set=before["path"])))
+        return files
+
     def _day_counts(self, table: Table, files: pa.Table | None, days: Sequence[date] | None) -> dict[date, int]:
         """Rows per day partition of the live files."""
         column = f"partition.{self._day_column(table)}"
