@@ -12,6 +12,7 @@ import pytest
 from dagster import AssetCheckSeverity, AssetSelection, ExecuteInProcessResult, materialize
 
 from medallion_assets.definitions import all_assets, resources
+from medallion_assets.raw.parse import outside_partitions
 from medallion_assets.generator import Event, GenerationReport, GeneratorConfig, generate
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, TOPICS
@@ -35,6 +36,7 @@ class Defects:
     pipeline: LivePipeline
     events: list[Event]
     report: GenerationReport
+    ingestion: ExecuteInProcessResult
     result: ExecuteInProcessResult
 
 
@@ -48,9 +50,9 @@ def defects(kafka_bootstrap, spark, tmp_path_factory):
     for event in events:
         report.add(event)
     pipeline.produce(events)
-    pipeline.ingest()
+    ingestion = pipeline.ingest()
     result = pipeline.run_days(DAY, DAY, selection=AssetSelection.groups("bronze"))
-    return Defects(pipeline, events, report, result)
+    return Defects(pipeline, events, report, ingestion, result)
 
 
 def test_every_kind_was_injected(defects):
@@ -84,6 +86,24 @@ def test_a_drop_rule_above_its_tolerance_warns_naming_the_day(defects, spark):
     assert not listens.passed and listens.severity == AssetCheckSeverity.WARN and listens.partition == DAY.isoformat()
     assert "valid_user_id" in listens.description and DAY.isoformat() in listens.description
     assert listens.metadata["sample"].value  # the rows it dropped, to look at
+
+
+def test_raw_figures_from_commit_statistics_equal_counts_over_the_tables(defects, spark):
+    # Each raw step reads its batch's figures from the files its commit added; count them in the tables instead.
+    metadata = {e.asset_key: e.materialization.metadata for e in defects.ingestion.get_asset_materialization_events()}
+    checks = {
+        e.asset_key: e.metadata for e in defects.ingestion.get_asset_check_evaluations() if e.check_name == "records_outside_partitions"
+    }
+    for topic in TOPICS:
+        raw = spark.read.format("delta").load(defects.pipeline.uri(RAW[topic]))
+        figures = metadata[RAW[topic].asset_key]
+        outside = {r["reason"]: r["count"] for r in outside_partitions(raw).groupBy("reason").count().collect()}
+        days = sorted(str(r["event_date"]) for r in raw.where("event_date IS NOT NULL").select("event_date").distinct().collect())
+        assert figures["malformed_records"].value == raw.where("parse_error IS NOT NULL").count(), topic
+        assert figures["undated_records"].value == raw.where("event_date IS NULL").count(), topic
+        assert figures["event_dates"].value == days, topic
+        assert checks[RAW[topic].asset_key]["by_reason"].value == outside, topic
+    assert sum(sum(m["by_reason"].value.values()) for m in checks.values()) > 0  # the defects put records outside
 
 
 def test_counts_equal_what_was_injected(defects, spark):
