@@ -8,7 +8,6 @@ import pytest
 from medallion_assets.paths import REPO_ROOT
 
 
-
 def worker_index() -> int:
     """Which of pytest-xdist's workers this process is (gw0, gw1, ...); 0 without workers."""
     return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
@@ -83,7 +82,8 @@ def kafka_cluster(request):
     _refuse_in_fast_run(request, "the Kafka cluster")
     from medallion_assets.dev.kafka_local import Cluster, ensure_cluster, stop_cluster
 
-    cluster = Cluster(service_home("kafka-cluster-test"), brokers=3, port=service_port("MEDALLION_TEST_KAFKA_CLUSTER_PORT", 19292), secured=True)
+    port = service_port("MEDALLION_TEST_KAFKA_CLUSTER_PORT", 19292)
+    cluster = Cluster(service_home("kafka-cluster-test"), brokers=3, port=port, secured=True)
     ensure_cluster(cluster, topics=())
     yield cluster
     stop_cluster(cluster.home)

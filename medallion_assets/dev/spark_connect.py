@@ -68,9 +68,8 @@ def up(server: Server, timeout_s: float = START_TIMEOUT_S) -> str:
         raise ServiceError(f"{HOST}:{server.port} is served by a process not started from {server.home}")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": HOST}
     env.pop("SPARK_REMOTE", None)
-    command = server_command(server.port)
     with ivy_lock(spark_conf()):  # it resolves the packages as it starts, into the Ivy cache sessions share
-        launch(server, command, env, lambda: port_answers(server.port), "Spark Connect server", timeout_s)
+        launch(server, server_command(server.port), env, lambda: port_answers(server.port), "Spark Connect server", timeout_s)
     return server.remote
 
 
