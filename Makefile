@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum setup.py | cut -c1-8)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean postgres-server
+.PHONY: setup spark-warmup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean postgres-server
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): setup.py
 
 setup: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
+
+# Spark starts after this one skip resolving packages and map Spark's classes from an archive
+# (dev/spark_warmup.py; .cache/ivy/startup): once per clone, a no-op afterwards.
+spark-warmup: setup
+	$(PYTHON) -m medallion_assets.dev.spark_warmup
 
 # The local instance's dagster.yaml (medallion_assets/dev/conf) into DAGSTER_HOME: SQLite, or with
 # MEDALLION_DAGSTER_STORAGE=postgres a local PostgreSQL (started, or reused, on 127.0.0.1:5433, kept up
@@ -48,7 +53,7 @@ postgres-server:
 # The definitions load and validate first (seconds), then the suite, in TEST_WORKERS processes that
 # each take whole modules (a module's services and fixtures stay in one process; see conftest.py).
 TEST_WORKERS ?= 2
-test: setup $(CHROMIUM) postgres-server
+test: setup $(CHROMIUM) postgres-server spark-warmup
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder medallion_assets_tests
 
@@ -56,7 +61,7 @@ test: setup $(CHROMIUM) postgres-server
 test-fast: setup
 	JAVA_HOME=/nonexistent $(PYTHON) -m pytest -m fast medallion_assets_tests
 
-bench: setup
+bench: setup spark-warmup
 	$(PYTHON) -m medallion_assets.bench
 
 kafka-up: setup

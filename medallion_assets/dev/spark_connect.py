@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from medallion_assets.dev.processes import HOST, HomedService, ServiceError, launch, port_answers, run_command, spark_bin, stop
 from medallion_assets.paths import REPO_ROOT
-from medallion_assets.resources.spark import ivy_lock, spark_conf
+from medallion_assets.resources.spark import StartupCache, ivy_lock, spark_conf
 
 DEFAULT_PORT = 15002
 DEFAULT_HOME = REPO_ROOT / ".cache" / "spark-connect"
@@ -46,10 +46,16 @@ class Server(HomedService):
         return f"sc://{HOST}:{self.port}"
 
 
+def server_conf() -> dict[str, str]:
+    """The pipeline's Spark conf, with what this machine's StartupCache holds."""
+    conf = spark_conf()
+    return StartupCache.of(conf).applied(conf)
+
+
 def server_command(port: int) -> list[str]:
     """spark-submit of the Connect server with the pipeline's Spark conf."""
     conf = {
-        **spark_conf(),
+        **server_conf(),
         "spark.connect.grpc.binding.address": HOST,
         "spark.connect.grpc.binding.port": str(port),
     }
@@ -68,7 +74,7 @@ def up(server: Server, timeout_s: float = START_TIMEOUT_S) -> str:
         raise ServiceError(f"{HOST}:{server.port} is served by a process not started from {server.home}")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": HOST}
     env.pop("SPARK_REMOTE", None)
-    with ivy_lock(spark_conf()):  # it resolves the packages as it starts, into the Ivy cache sessions share
+    with ivy_lock(server_conf()):  # it resolves the packages as it starts, into the Ivy cache sessions share
         launch(server, server_command(server.port), env, lambda: port_answers(server.port), "Spark Connect server", timeout_s)
     return server.remote
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,73 @@ SESSION_SETTINGS = ("spark.sql.", "spark.databricks.delta.")
 SERVER_SETTINGS = frozenset({"spark.sql.extensions", "spark.sql.catalog.spark_catalog"})
 
 
+def digest(*parts: object) -> str:
+    """A short stable name for some settings."""
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def java_binary() -> str:
+    """The java a Spark launcher starts: JAVA_HOME's, else the one on PATH (links resolved)."""
+    java_home = os.environ.get("JAVA_HOME")
+    found = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    return os.path.realpath(found) if found else "java"
+
+
+@dataclass(frozen=True)
+class StartupCache:
+    """What a local JVM start can skip once `python -m medallion_assets.dev.spark_warmup` has filled this
+    folder: resolving its packages again (the jars they resolved to are listed) and loading Spark's
+    classes one by one from jars (a class-data-sharing archive maps them). Without it a start is only slower."""
+
+    folder: Path
+    packages: str  # spark.jars.packages
+    ivy_settings: str
+
+    @classmethod
+    def of(cls, conf: Mapping[str, str]) -> StartupCache:
+        """The cache of a conf's Ivy folder and packages."""
+        return cls(Path(conf["spark.jars.ivy"]) / "startup", conf["spark.jars.packages"], conf["spark.jars.ivySettings"])
+
+    @property
+    def jars_file(self) -> Path:
+        """The jars the packages resolved to, comma-separated."""
+        return self.folder / f"jars-{digest(self.packages, self.ivy_settings, pyspark.__version__)}.txt"
+
+    @property
+    def archive(self) -> Path:
+        """The classes a run loads, archived by this pyspark's Spark under this java."""
+        return self.folder / f"classes-{digest(pyspark.__version__, java_binary())}.jsa"
+
+    def resolved_jars(self) -> str | None:
+        """The recorded jars, when every one of them is still in the Ivy cache."""
+        try:
+            jars = self.jars_file.read_text().strip()
+        except OSError:
+            return None
+        present = jars and all(Path(jar.removeprefix("file://")).is_file() for jar in jars.split(","))
+        return jars if present else None
+
+    def record_jars(self, session: SparkSession) -> None:
+        """Keep the jars a session started with these packages resolved to."""
+        jars = session.sparkContext.getConf().get("spark.jars")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.jars_file.with_name(f"{self.jars_file.name}.{os.getpid()}")
+        partial.write_text(jars)
+        partial.replace(self.jars_file)
+
+    def applied(self, conf: Mapping[str, str]) -> dict[str, str]:
+        """The conf with the recorded jars instead of the packages, and the archive, when they exist."""
+        conf = dict(conf)
+        jars = self.resolved_jars()
+        if jars:
+            conf["spark.jars"] = ",".join(filter(None, (conf.get("spark.jars"), jars)))
+            del conf["spark.jars.packages"]
+        if self.archive.is_file():
+            options = conf.get("spark.driver.extraJavaOptions", "")
+            conf["spark.driver.extraJavaOptions"] = f"{options} -XX:SharedArchiveFile={self.archive}".strip()
+        return conf
+
+
 def spark_conf(
     shuffle_partitions: int = 4,
     ivy_dir: str | None = None,
@@ -66,7 +137,7 @@ def spark_conf(
     ivy_settings: str | None = None,
     extra_packages: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The Spark conf of every session here, local or a Connect server's."""
+    """The Spark conf of every session here, local or a Connect server's (before its StartupCache applies)."""
     default_ivy = USER_IVY_DIR if extra_packages else REPO_ROOT / ".cache" / "ivy"
     return {
         **BASE_CONF,
@@ -81,7 +152,9 @@ def spark_conf(
 
 def ivy_lock(conf: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
     """Held while a JVM resolves conf's packages: processes starting Spark at once (two runs, two test
-    workers) share one Ivy cache, which is not safe to fill concurrently."""
+    workers) share one Ivy cache, which is not safe to fill concurrently. None needed for recorded jars."""
+    if "spark.jars.packages" not in conf:
+        return contextlib.nullcontext()
     return file_lock(Path(conf["spark.jars.ivy"]) / ".resolve.lock")
 
 
@@ -111,6 +184,7 @@ def build_session(
         if master.startswith("local"):  # a local driver listens on loopback only
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
+        conf = StartupCache.of(conf).applied(conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
     with contextlib.nullcontext() if remote else ivy_lock(conf):
