@@ -16,7 +16,6 @@ the server it started (by the pid in its home).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -26,7 +25,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from medallion_assets.dev.processes import (
     HOST,
@@ -34,7 +32,8 @@ from medallion_assets.dev.processes import (
     ServiceError,
     launch,
     port_answers,
-    run_command,
+    service_main,
+    service_parser,
     stop,
     write_private,
 )
@@ -87,16 +86,8 @@ def ensure_binary() -> Path:
 
 
 @dataclass(frozen=True)
-class Store(HomedService):
-    """Where one store's data, credentials, pid file and log live, and its S3 port."""
-
-    port: int = DEFAULT_PORT
-    process_name: ClassVar[str] = "weed"
-
-    @property
-    def endpoint(self) -> str:
-        """The S3 endpoint URL."""
-        return f"http://{HOST}:{self.port}"
+class Store(HomedService, process="weed", scheme="http"):
+    """Where one store's data, credentials, pid file and log live, and its S3 port (`url`: the S3 endpoint)."""
 
     def credentials(self) -> dict[str, str]:
         """The store's access key and secret, generated on first use (file mode 0600)."""
@@ -108,7 +99,7 @@ class Store(HomedService):
 
     def environment(self) -> list[str]:
         """The lines that point the pipeline at this store."""
-        settings = {"MEDALLION_WAREHOUSE": f"s3a://{BUCKET}/medallion", "MEDALLION_S3_ENDPOINT": self.endpoint, **self.credentials()}
+        settings = {"MEDALLION_WAREHOUSE": f"s3a://{BUCKET}/medallion", "MEDALLION_S3_ENDPOINT": self.url, **self.credentials()}
         return [f"{key}={value}" for key, value in settings.items()]
 
 
@@ -139,10 +130,8 @@ def bucket_ready(store: Store) -> bool:
 
 def up(store: Store, timeout_s: float = START_TIMEOUT_S) -> list[str]:
     """Start the store unless it already runs; its environment lines once the bucket answers."""
-    if store.running():
+    if store.serving():
         return store.environment()
-    if port_answers(store.port):
-        raise ServiceError(f"{HOST}:{store.port} is served by a process not started from {store.home}")
     binary = ensure_binary()
     (store.home / "data").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **store.credentials()}
@@ -157,13 +146,8 @@ def down(store: Store) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """up | down | status."""
-    parser = argparse.ArgumentParser(prog="python -m medallion_assets.dev.object_store", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"S3 port on {HOST}; the next 5 ports too (default {DEFAULT_PORT})")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"data, credentials, pid file, log (default {DEFAULT_HOME})")
-    args = parser.parse_args(argv)
-    store = Store(args.home.resolve(), args.port)
-    return run_command(args.command, lambda: up(store), lambda: down(store), lambda: store.endpoint if store.running() else None)
+    parser = service_parser(__spec__.name, __doc__, (DEFAULT_PORT, f"S3 port on {HOST}; the next 5 ports too"), (DEFAULT_HOME, "data, credentials, pid file, log"))
+    return service_main(argv, parser, Store, up, down, lambda store: store.url)
 
 
 if __name__ == "__main__":

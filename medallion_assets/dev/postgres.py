@@ -21,7 +21,6 @@ stops only the server it started (by the pid in its home). The data stays in the
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import pwd
@@ -34,7 +33,6 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import psycopg2
 from psycopg2 import sql
@@ -44,8 +42,8 @@ from medallion_assets.dev.processes import (
     HomedService,
     ServiceError,
     launch,
-    port_answers,
-    run_command,
+    service_main,
+    service_parser,
     stop,
     write_private,
 )
@@ -95,11 +93,8 @@ def own(path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class Server(HomedService):
+class Server(HomedService, process="postgres", scheme="postgresql"):
     """Where one server's cluster, password, pid file and log live, and its port."""
-
-    port: int = DEFAULT_PORT
-    process_name: ClassVar[str] = "postgres"
 
     @property
     def cluster(self) -> Path:
@@ -203,9 +198,7 @@ def server_command(server: Server) -> list[str]:
 
 def up(server: Server, timeout_s: float = START_TIMEOUT_S) -> list[str]:
     """Start the server unless it already runs; its environment lines once the `dagster` database exists."""
-    if not server.running():
-        if port_answers(server.port):
-            raise ServiceError(f"{HOST}:{server.port} is served by a process not started from {server.home}")
+    if not server.serving():
         server.home.mkdir(parents=True, exist_ok=True)
         init_cluster(server)
         own(server.sockets)
@@ -221,14 +214,8 @@ def down(server: Server) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """up | down | status."""
-    parser = argparse.ArgumentParser(prog="python -m medallion_assets.dev.postgres", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on {HOST} (default {DEFAULT_PORT})")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"cluster, password, pid file, log (default {DEFAULT_HOME})")
-    args = parser.parse_args(argv)
-    server = Server(args.home.resolve(), args.port)
-    where = f"postgresql://{USER}@{HOST}:{server.port}/{DATABASE}"
-    return run_command(args.command, lambda: up(server), lambda: down(server), lambda: where if server.running() else None)
+    parser = service_parser(__spec__.name, __doc__, (DEFAULT_PORT, f"port on {HOST}"), (DEFAULT_HOME, "cluster, password, pid file, log"))
+    return service_main(argv, parser, Server, up, down, lambda server: f"postgresql://{USER}@{HOST}:{server.port}/{DATABASE}")
 
 
 if __name__ == "__main__":

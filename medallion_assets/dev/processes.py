@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import signal
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import pyspark
 
@@ -86,19 +87,44 @@ class HomedService:
 
     home: Path
     port: int
-    process_name: ClassVar[str] = "service"
+    process_name: ClassVar[str] = "service"  # names the pid file and log
+    scheme: ClassVar[str] = "tcp"  # of the service's URL
+
+    def __init_subclass__(cls, process: str = "service", scheme: str = "tcp", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.process_name, cls.scheme = process, scheme
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the service."""
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     @property
     def pid_file(self) -> Path:
+        """The process's pid, while it runs."""
         return self.home / f"{self.process_name}.pid"
 
     @property
     def log(self) -> Path:
-        return self.home / f"{self.process_name}.log"
+        """The process's output, next to its pid file."""
+        return self.pid_file.with_suffix(".log")
 
     def running(self) -> bool:
         """Whether the process this home started runs and its port answers."""
         return live_pid(self.pid_file) is not None and port_answers(self.port)
+
+    def serving(self) -> bool:
+        """Whether this home's process already serves; an error when another process holds the port."""
+        if self.running():
+            return True
+        refuse_taken_port(self.port, self.home)
+        return False
+
+
+def refuse_taken_port(port: int, home: Path) -> None:
+    """An error when a process not started from `home` answers on the port a service of it needs."""
+    if port_answers(port):
+        raise ServiceError(f"{HOST}:{port} is served by a process not started from {home}")
 
 
 def launch(service: HomedService, command: Sequence[str], env: Mapping[str, str], ready: Callable[[], bool], what: str, timeout_s: float) -> None:
@@ -123,6 +149,32 @@ def stop(pid_file: Path, first: signal.Signals = signal.SIGTERM) -> bool:
             os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return pid is not None
+
+
+Service = TypeVar("Service", bound=HomedService)
+
+
+def service_parser(module: str, doc: str | None, port: tuple[int, str], home: tuple[Path, str]) -> argparse.ArgumentParser:
+    """The `up | down | status` command line of a dev service: its (default port, what it is) and (default home, what it holds)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n\n")[0])
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("--port", type=int, default=port[0], help=f"{port[1]} (default {port[0]})")
+    parser.add_argument("--home", type=Path, default=home[0], help=f"{home[1]} (default {home[0]})")
+    return parser
+
+
+def service_main(
+    argv: Sequence[str] | None,
+    parser: argparse.ArgumentParser,
+    service: Callable[[Path, int], Service],
+    up: Callable[[Service], list[str]],
+    down: Callable[[Service], bool],
+    address: Callable[[Service], str],
+) -> int:
+    """Run a dev service's command line on the service its --home and --port name."""
+    args = parser.parse_args(argv)
+    served = service(args.home.resolve(), args.port)
+    return run_command(args.command, lambda: up(served), lambda: down(served), lambda: address(served) if served.running() else None)
 
 
 def run_command(command: str, up: Callable[[], list[str]], down: Callable[[], bool], where: Callable[[], str | None]) -> int:

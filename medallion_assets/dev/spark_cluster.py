@@ -14,7 +14,6 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -22,7 +21,19 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion_assets.dev.processes import HOST, ServiceError, live_pid, port_answers, run_command, spark_bin, start, stop, wait_until
+from medallion_assets.dev.processes import (
+    HOST,
+    ServiceError,
+    live_pid,
+    port_answers,
+    refuse_taken_port,
+    run_command,
+    service_parser,
+    spark_bin,
+    start,
+    stop,
+    wait_until,
+)
 from medallion_assets.paths import REPO_ROOT
 
 DEFAULT_PORT = 7077
@@ -84,8 +95,7 @@ def up(cluster: Cluster) -> list[str]:
     if cluster.running():
         return environment_lines(cluster)
     down(cluster)  # a partly running cluster from an earlier start
-    if port_answers(cluster.port):
-        raise ServiceError(f"{HOST}:{cluster.port} is served by a process not started from {cluster.home}")
+    refuse_taken_port(cluster.port, cluster.home)
     env = {
         **os.environ,
         "SPARK_LOCAL_IP": HOST,
@@ -122,11 +132,8 @@ def down(cluster: Cluster) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """up | down | status."""
-    parser = argparse.ArgumentParser(prog="python -m medallion_assets.dev.spark_cluster", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"master port on {HOST} (default {DEFAULT_PORT}; web UI at port + 1000)")
+    parser = service_parser(__spec__.name, __doc__, (DEFAULT_PORT, f"master port on {HOST}, its web UI at port + 1000"), (DEFAULT_HOME, "pid files, logs, worker directories"))
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"workers, {WORKER_CORES} core each (default {DEFAULT_WORKERS})")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"pid files, logs, worker directories (default {DEFAULT_HOME})")
     args = parser.parse_args(argv)
     cluster = Cluster(args.home.resolve(), args.port, args.workers)
     return run_command(args.command, lambda: up(cluster), lambda: down(cluster), lambda: cluster.master_url if cluster.running() else None)

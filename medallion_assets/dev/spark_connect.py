@@ -15,14 +15,11 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
 
-from medallion_assets.dev.processes import HOST, HomedService, ServiceError, launch, port_answers, run_command, spark_bin, stop
+from medallion_assets.dev.processes import HOST, HomedService, launch, port_answers, service_main, service_parser, spark_bin, stop
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.spark import StartupCache, ivy_lock, spark_conf
 
@@ -34,16 +31,8 @@ START_TIMEOUT_S = 600.0  # the very first start downloads the Delta and Kafka ja
 
 
 @dataclass(frozen=True)
-class Server(HomedService):
-    """Where one server's pid file and log live, and the port it serves."""
-
-    port: int = DEFAULT_PORT
-    process_name: ClassVar[str] = "server"
-
-    @property
-    def remote(self) -> str:
-        """The Spark Connect URL of the server."""
-        return f"sc://{HOST}:{self.port}"
+class Server(HomedService, process="server", scheme="sc"):
+    """Where one server's pid file and log live, and the port it serves (`url`: its Spark Connect URL)."""
 
 
 def server_conf() -> dict[str, str]:
@@ -68,15 +57,13 @@ def server_command(port: int) -> list[str]:
 
 def up(server: Server, timeout_s: float = START_TIMEOUT_S) -> str:
     """Start the server unless it already runs; return its URL once it accepts connections."""
-    if server.running():
-        return server.remote
-    if port_answers(server.port):
-        raise ServiceError(f"{HOST}:{server.port} is served by a process not started from {server.home}")
+    if server.serving():
+        return server.url
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": HOST}
     env.pop("SPARK_REMOTE", None)
     with ivy_lock(server_conf()):  # it resolves the packages as it starts, into the Ivy cache sessions share
         launch(server, server_command(server.port), env, lambda: port_answers(server.port), "Spark Connect server", timeout_s)
-    return server.remote
+    return server.url
 
 
 def down(server: Server) -> bool:
@@ -86,15 +73,8 @@ def down(server: Server) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """up | down | status."""
-    parser = argparse.ArgumentParser(prog="python -m medallion_assets.dev.spark_connect", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"gRPC port on {HOST} (default {DEFAULT_PORT})")
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"pid file and log (default {DEFAULT_HOME})")
-    args = parser.parse_args(argv)
-    server = Server(args.home.resolve(), args.port)
-    return run_command(
-        args.command, lambda: [f"SPARK_REMOTE={up(server)}"], lambda: down(server), lambda: server.remote if server.running() else None
-    )
+    parser = service_parser(__spec__.name, __doc__, (DEFAULT_PORT, f"gRPC port on {HOST}"), (DEFAULT_HOME, "pid file and log"))
+    return service_main(argv, parser, Server, lambda server: [f"SPARK_REMOTE={up(server)}"], down, lambda server: server.url)
 
 
 if __name__ == "__main__":
