@@ -3,15 +3,15 @@ once, and lands either in its topic's bronze table or, with its reason, in quara
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import reduce
 
 from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResult, MetadataValue
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from medallion_assets.bronze.transform import classify, to_bronze
+from medallion_assets.bronze.transform import DUPLICATE, MALFORMED, classify, to_bronze
 from medallion_assets.quality.checks import samples_by
 from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
 from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
@@ -27,44 +27,76 @@ Event = MaterializeResult | AssetCheckEvaluation
 
 @dataclass
 class Classified:
-    """One topic's raw rows of the run's days, each with its reject reason (None: kept), and their tally."""
+    """One topic's raw rows of the run's days, each with its reject reason (None: kept), cached; the
+    first write over `observed()` also counts them per (day, reason), so the tally costs no job of its own."""
 
     topic: str
     rows: DataFrame
-    tally: dict[tuple[date, str | None], int]
+    days: Sequence[date]
+    observation: Observation = field(default_factory=Observation)
+    counted: dict[tuple[date, str | None], int] | None = None
+
+    @property
+    def groups(self) -> list[tuple[date, str | None]]:
+        """Every (day, reason) a row of the days can have: kept, malformed, duplicate or a drop rule."""
+        reasons = [None, MALFORMED, DUPLICATE, *(rule.name for rule in expectations_for(BRONZE[self.topic], "drop"))]
+        return [(day, reason) for day in self.days for reason in reasons]
+
+    def observed(self) -> DataFrame:
+        """The rows, counted per (day, reason) by the action that first runs over them."""
+        counts = [
+            F.count_if((F.col("event_date") == F.lit(day)) & F.col("reject_reason").eqNullSafe(F.lit(reason))).alias(f"n{i}")
+            for i, (day, reason) in enumerate(self.groups)
+        ]
+        return self.rows.observe(self.observation, F.count(F.lit(1)).alias("rows"), *counts)
+
+    def take_observed_counts(self) -> None:
+        """Keep the counts the write over `observed()` made; every row must be in one group."""
+        metrics = self.observation.get
+        counts = {group: metrics[f"n{i}"] for i, group in enumerate(self.groups) if metrics[f"n{i}"]}
+        if sum(counts.values()) != metrics["rows"]:
+            raise RuntimeError(f"bronze/{self.topic}: {metrics['rows']} rows read, {sum(counts.values())} in known (day, reason) groups")
+        self.counted = counts
+
+    @property
+    def tally(self) -> dict[tuple[date, str | None], int]:
+        """Rows per (day, reason): observed while bronze was written, else counted in one job."""
+        if self.counted is None:
+            grouped = self.rows.groupBy("event_date", "reject_reason").count().collect()
+            self.counted = {(r["event_date"], r["reject_reason"]): r["count"] for r in grouped}
+        return self.counted
 
     def rejected(self) -> DataFrame:
         """The rows bronze does not keep, in quarantine's columns."""
         rejected = self.rows.where(F.col("reject_reason").isNotNull())
         return rejected.withColumn("topic", F.lit(self.topic)).select(*QUARANTINE.column_names)
 
-    def day_figures(self, days: Sequence[date]) -> dict[date, dict[str, int]]:
+    def day_figures(self) -> dict[date, dict[str, int]]:
         """Per day: raw records read and rows rejected."""
         return {
             d: {
                 "raw_records": sum(n for (day, _), n in self.tally.items() if day == d),
                 "rejected_rows": sum(n for (day, reason), n in self.tally.items() if day == d and reason is not None),
             }
-            for d in days
+            for d in self.days
         }
 
 
 def classify_days(warehouse: WarehouseResource, kafka: KafkaResource, topic: str, days: Sequence[date]) -> Classified:
-    """Classify (and cache) one topic's raw rows of the days, with one job for the tally."""
-    rows = classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).cache()
-    tally = {(r["event_date"], r["reject_reason"]): r["count"] for r in rows.groupBy("event_date", "reject_reason").count().collect()}
-    return Classified(topic, rows, tally)
+    """Classify (and cache) one topic's raw rows of the days; no job runs yet."""
+    return Classified(topic, classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).cache(), days)
 
 
-def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, part: Classified, days: Sequence[date]) -> Iterator[Event]:
+def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, part: Classified) -> Iterator[Event]:
     """Write one topic's kept rows over its days; report them and each drop rule per day."""
-    table = BRONZE[part.topic]
+    table, days = BRONZE[part.topic], part.days
+    commit = warehouse.replace_days(table, to_bronze(part.observed(), part.topic), days)
+    part.take_observed_counts()
     outcomes = day_drop_outcomes(table, part.tally, days)
     failing = {rule.name for rule, per_day in outcomes.items() for o in per_day.values() if not rule.check.passed(o)}
     if failing:  # a sample of what each failing rule dropped on each day, in one job
         samples = samples_by(part.rows.where(F.col("reject_reason").isin(sorted(failing))), ["event_date", "reject_reason"])
         outcomes = day_drop_outcomes(table, part.tally, days, samples)
-    commit = warehouse.replace_days(table, to_bronze(part.rows, part.topic), days)
     rejected = Counter({reason: n for (_, reason), n in part.tally.items() if reason is not None})
     yield from daily_report(
         context,
@@ -72,7 +104,7 @@ def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, p
         days,
         [e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)],
         {"raw_records": sum(part.tally.values()), "rejected_by_reason": MetadataValue.json(dict(rejected))},
-        part.day_figures(days),
+        part.day_figures(),
     )
 
 
@@ -117,7 +149,7 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
         for topic in topics:
             parts.append(classify_days(warehouse, kafka, topic, days))
             if BRONZE[topic].asset_key in selected:
-                yield from write_bronze(context, warehouse, parts[-1], days)
+                yield from write_bronze(context, warehouse, parts[-1])
         if with_quarantine:
             yield from write_quarantine(context, warehouse, parts, days)
 
