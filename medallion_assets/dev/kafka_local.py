@@ -364,26 +364,23 @@ def _pid_path(home: Path) -> Path:
     return home / "kafka.pid"
 
 
+def in_folder(name: str, doc: str) -> property:
+    """A read-only path property: the file `name` in the instance's `folder`."""
+
+    def path(self: Security) -> Path:
+        return self.folder / name
+
+    return property(path, doc=doc)
+
+
 @dataclass(frozen=True)
 class Security:
     """The SASL_SSL material of a cluster in one folder: a local CA, the brokers' PEM keystore, SCRAM users."""
 
     folder: Path
-
-    @property
-    def ca(self) -> Path:
-        """The CA certificate clients and brokers trust."""
-        return self.folder / "ca.pem"
-
-    @property
-    def keystore(self) -> Path:
-        """The brokers' private key and certificate, PEM."""
-        return self.folder / "broker.pem"
-
-    @property
-    def credentials(self) -> Path:
-        """Password of each SCRAM user, JSON, owner-only."""
-        return self.folder / "credentials.json"
+    ca = in_folder("ca.pem", "The CA certificate clients and brokers trust.")
+    keystore = in_folder("broker.pem", "The brokers' private key and certificate, PEM.")
+    credentials = in_folder("credentials.json", "Password of each SCRAM user, JSON, owner-only.")
 
     def passwords(self) -> dict[str, str]:
         """Password of each SCRAM user (the client user and the brokers' own)."""

@@ -14,12 +14,12 @@ from deltalake import DeltaTable
 
 @dataclass(frozen=True)
 class OffsetRange:
-    """Records [start, end) of one Kafka partition to ingest; `expired` were deleted before being read."""
+    """The records of one Kafka partition to ingest."""
 
     partition: int
-    start: int
-    end: int
-    expired: int = 0
+    start: int  # the first offset to read
+    end: int  # the offset after the last one to read
+    expired: int = 0  # records before `start` that retention deleted before raw read them
 
     @property
     def count(self) -> int:
