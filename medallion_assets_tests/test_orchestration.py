@@ -18,7 +18,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -356,11 +356,11 @@ def dagster_dev(kafka_bootstrap, spark_remote, postgres, tmp_path_factory) -> It
         yield DagsterDev(f"http://127.0.0.1:{port}", home, root, dev, log, postgres, database)
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             dev.wait(30)
-        except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):  # what outlived the grace: dagster dev, or a code server stuck in its shutdown
             os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait(10)
+        dev.wait(10)
         postgres.drop_database(database)
 
 
