@@ -28,7 +28,7 @@ from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.expectations import expectations_for, first_violation
 from medallion_assets.raw.parse import parse_records
 from medallion_assets.reference import read_reference_csv, well_formed
-from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
+from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import build_dim_location, locations
@@ -76,17 +76,8 @@ class Baseline:
 
     def raw(self, days: Sequence[date]) -> None:
         """Every record of the four topics, parsed (Spark's Kafka batch source, earliest to latest)."""
-        options = spark_kafka_options(self.kafka.settings())
         for topic in TOPICS:
-            records = (
-                self.spark.read.format("kafka")
-                .options(**options)
-                .option("subscribe", self.kafka.topic(topic))
-                .option("startingOffsets", "earliest")
-                .option("endingOffsets", "latest")
-                .option("minPartitions", self.spark.conf.get("spark.sql.shuffle.partitions"))
-                .load()
-            )
+            records = self.kafka.read_batch(self.spark, topic)
             (
                 parse_records(records, topic)
                 .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(t.RAW[topic]))

@@ -22,7 +22,7 @@ from medallion_assets.raw.parse import (
     outside_reason,
     parse_records,
 )
-from medallion_assets.resources.kafka import KafkaResource, spark_kafka_options
+from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import table_asset, table_report
 from medallion_assets.schemas import TOPICS
@@ -60,15 +60,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
             nothing = outside_check.result(Outcome(0, 0), by_reason=MetadataValue.json({}))
             return table_report(commit, [nothing], {**base, EVENT_DATES: MetadataValue.json([])})
         starting, ending = spark_offsets(physical, ranges)
-        records = (
-            warehouse.session.read.format("kafka")
-            .options(**spark_kafka_options(kafka.settings()))
-            .option("subscribe", physical)
-            .option("startingOffsets", starting)
-            .option("endingOffsets", ending)
-            .option("minPartitions", warehouse.session.conf.get("spark.sql.shuffle.partitions"))
-            .load()
-        )
+        records = kafka.read_batch(warehouse.session, topic, starting, ending)
         # One pass from Kafka to Delta; what the batch held per day comes from the commit's file statistics.
         commit = warehouse.append_once(table, parse_records(records, topic), f"raw/{physical}", sum(r.end for r in ranges))
         tally = batch_tally(warehouse.added_files(commit))

@@ -9,6 +9,7 @@ from typing import Literal
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from dagster import ConfigurableResource
 from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings, jaas_config, physical_topic
 
@@ -102,3 +103,16 @@ class KafkaResource(ConfigurableResource):
     def end_offsets(self, name: str) -> dict[int, tuple[int, int]]:
         """(low, high) watermark per partition of a logical topic."""
         return self.topic_watermarks([name])[name]
+
+    def read_batch(self, session: SparkSession, name: str, starting: str = "earliest", ending: str = "latest") -> DataFrame:
+        """The records of a logical topic from `starting` to `ending` (offsets JSON, or earliest/latest), read
+        with Spark's Kafka batch source: one row per record."""
+        return (
+            session.read.format("kafka")
+            .options(**spark_kafka_options(self.settings()))
+            .option("subscribe", self.topic(name))
+            .option("startingOffsets", starting)
+            .option("endingOffsets", ending)
+            .option("minPartitions", session.conf.get("spark.sql.shuffle.partitions"))
+            .load()
+        )
