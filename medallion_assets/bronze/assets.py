@@ -11,7 +11,7 @@ from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResu
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from medallion_assets.bronze.transform import DUPLICATE, MALFORMED, classify, to_bronze
+from medallion_assets.bronze.transform import DUPLICATE, MALFORMED, flag, mark_duplicates, to_bronze
 from medallion_assets.quality.checks import samples_by
 from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
 from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
@@ -27,14 +27,25 @@ Event = MaterializeResult | AssetCheckEvaluation
 
 @dataclass
 class Classified:
-    """One topic's raw rows of the run's days, each with its reject reason (None: kept), cached; the
-    first write over `observed()` also counts them per (day, reason), so the tally costs no job of its own."""
+    """One topic's raw rows of the run's days at one raw version, each with its reject reason (None: kept).
+
+    Not cached: the bronze write and the quarantine write each read the days again (the quarantine
+    one only its columns), which costs less than building an in-memory copy of every row, and the
+    pinned version makes both see the same rows. The bronze write over `observed()` also counts the
+    rows per (day, reason), so the tally costs no job of its own.
+    """
 
     topic: str
-    rows: DataFrame
+    flagged: DataFrame  # before duplicates are marked: enough for what the drop rules rejected
     days: Sequence[date]
+    raw_version: int
     observation: Observation = field(default_factory=Observation)
     counted: dict[tuple[date, str | None], int] | None = None
+
+    @property
+    def rows(self) -> DataFrame:
+        """Every row with its final reject reason (duplicates marked)."""
+        return mark_duplicates(self.flagged)
 
     @property
     def groups(self) -> list[tuple[date, str | None]]:
@@ -83,8 +94,9 @@ class Classified:
 
 
 def classify_days(warehouse: WarehouseResource, kafka: KafkaResource, topic: str, days: Sequence[date]) -> Classified:
-    """Classify (and cache) one topic's raw rows of the days; no job runs yet."""
-    return Classified(topic, classify(warehouse.read(RAW[topic], days), topic, kafka.duration_unit).cache(), days)
+    """Classify one topic's raw rows of the days, at raw's current version; no job runs yet."""
+    version = warehouse.version(RAW[topic])
+    return Classified(topic, flag(warehouse.read(RAW[topic], days, version), topic, kafka.duration_unit), days, version)
 
 
 def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, part: Classified) -> Iterator[Event]:
@@ -95,7 +107,7 @@ def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, p
     outcomes = day_drop_outcomes(table, part.tally, days)
     failing = {rule.name for rule, per_day in outcomes.items() for o in per_day.values() if not rule.check.passed(o)}
     if failing:  # a sample of what each failing rule dropped on each day, in one job
-        samples = samples_by(part.rows.where(F.col("reject_reason").isin(sorted(failing))), ["event_date", "reject_reason"])
+        samples = samples_by(part.flagged.where(F.col("reject_reason").isin(sorted(failing))), ["event_date", "reject_reason"])
         outcomes = day_drop_outcomes(table, part.tally, days, samples)
     rejected = Counter({reason: n for (_, reason), n in part.tally.items() if reason is not None})
     yield from daily_report(
@@ -111,7 +123,7 @@ def write_bronze(context: AssetExecutionContext, warehouse: WarehouseResource, p
 def write_quarantine(context: AssetExecutionContext, warehouse: WarehouseResource, parts: Sequence[Classified], days: Sequence[date]) -> Iterator[Event]:
     """Write every topic's rejects of the days and the raw rows no partition processes; reconcile raw with bronze."""
     undated = [
-        outside_partitions(warehouse.read(RAW[p.topic]).where(outside_partitions_predicate()))  # partition pruning: no day scan
+        outside_partitions(warehouse.read(RAW[p.topic], version=p.raw_version).where(outside_partitions_predicate()))  # partition pruning: no day scan
         .withColumn("topic", F.lit(p.topic)).withColumnRenamed("reason", "reject_reason").select(*QUARANTINE.column_names)
         for p in parts
     ]
@@ -120,7 +132,7 @@ def write_quarantine(context: AssetExecutionContext, warehouse: WarehouseResourc
     raw_counts: dict[tuple, int] = {}
     accounted: Counter = Counter()
     for p in parts:  # row counts from the Delta logs, no scan
-        raw_counts |= {(d, p.topic): n for d, n in warehouse.day_rows(RAW[p.topic], days).items()}
+        raw_counts |= {(d, p.topic): n for d, n in warehouse.day_rows(RAW[p.topic], days, p.raw_version).items()}
         accounted.update({(d, p.topic): n for d, n in warehouse.day_rows(BRONZE[p.topic], days).items()})
     reasons: Counter = Counter()
     for row in warehouse.read(QUARANTINE, days).groupBy("event_date", "topic", "reject_reason").count().collect():
@@ -143,21 +155,16 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
     selected = context.selected_asset_keys
     with_quarantine = QUARANTINE.asset_key in selected  # quarantine needs every topic's rejects
     topics = [t for t in TOPICS if with_quarantine or BRONZE[t].asset_key in selected]
-    parts: list[Classified] = []
 
     def writes() -> Iterator[Event]:
-        for topic in topics:
-            parts.append(classify_days(warehouse, kafka, topic, days))
-            if BRONZE[topic].asset_key in selected:
-                yield from write_bronze(context, warehouse, parts[-1])
+        parts = [classify_days(warehouse, kafka, topic, days) for topic in topics]
+        for part in parts:
+            if BRONZE[part.topic].asset_key in selected:
+                yield from write_bronze(context, warehouse, part)
         if with_quarantine:
             yield from write_quarantine(context, warehouse, parts, days)
 
-    try:
-        yield from gate(writes())
-    finally:
-        for part in parts:
-            part.rows.unpersist()
+    yield from gate(writes())
 
 
 bronze_assets = [bronze]

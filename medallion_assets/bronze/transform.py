@@ -30,22 +30,47 @@ def normalise(raw: DataFrame, duration_unit: Literal["seconds", "milliseconds"] 
     return df
 
 
-def classify(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "milliseconds"] = "seconds") -> DataFrame:
-    """Every raw row of the days with `reject_reason`: malformed, a drop expectation, duplicate or null (kept)."""
+def flag(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "milliseconds"] = "seconds") -> DataFrame:
+    """Every raw row of the days with `reject_reason`: malformed, a drop expectation, or null (a candidate to keep)."""
     rules = expectations_for(BRONZE[topic], "drop")
-    df = normalise(raw, duration_unit).withColumn(
+    return normalise(raw, duration_unit).withColumn(
         "reject_reason",
         F.when(F.col("parse_error").isNotNull(), F.lit(MALFORMED)).otherwise(first_violation(rules)),
     )
-    first_copy = Window.partitionBy(F.col("reject_reason").isNull(), *DEDUP_KEY).orderBy(
-        "kafka_partition", "kafka_offset"
+
+
+def duplicate_copies(flagged: DataFrame) -> DataFrame:
+    """(kafka_partition, kafka_offset) of every candidate whose DEDUP_KEY an earlier record of the topic has.
+
+    Only the key and the two offset columns are shuffled, not whole rows; the result is as small
+    as the duplicates are few.
+    """
+    first_copy = Window.partitionBy(*DEDUP_KEY).orderBy("kafka_partition", "kafka_offset")
+    return (
+        flagged.where(F.col("reject_reason").isNull())
+        .select(*DEDUP_KEY, "kafka_partition", "kafka_offset")
+        .withColumn("copy", F.row_number().over(first_copy))
+        .where(F.col("copy") > 1)
+        .select("kafka_partition", "kafka_offset", F.lit(True).alias("_duplicate"))
     )
-    return df.withColumn(
+
+
+def mark_duplicates(flagged: DataFrame) -> DataFrame:
+    """`flag`'s rows with every candidate's later copies (by DEDUP_KEY) rejected as duplicates.
+
+    A Kafka record is one raw row, so (kafka_partition, kafka_offset) names it; the duplicate copies
+    are joined back by those two columns, broadcast, so the rows themselves are never shuffled here.
+    """
+    marked = flagged.join(F.broadcast(duplicate_copies(flagged)), ["kafka_partition", "kafka_offset"], "left")
+    return marked.withColumn(
         "reject_reason",
-        F.when(
-            F.col("reject_reason").isNull() & (F.row_number().over(first_copy) > 1), F.lit(DUPLICATE)
-        ).otherwise(F.col("reject_reason")),
-    )
+        F.when(F.col("reject_reason").isNull() & F.col("_duplicate"), F.lit(DUPLICATE)).otherwise(F.col("reject_reason")),
+    ).drop("_duplicate")
+
+
+def classify(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "milliseconds"] = "seconds") -> DataFrame:
+    """Every raw row of the days with `reject_reason`: malformed, a drop expectation, duplicate or null (kept)."""
+    return mark_duplicates(flag(raw, topic, duration_unit))
 
 
 def to_bronze(classified: DataFrame, topic: str) -> DataFrame:

@@ -260,29 +260,41 @@ class WarehouseResource(ConfigurableResource):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def delta_rs(self, table: Table) -> RsDeltaTable | None:
-        """The table opened with delta-rs (no JVM), or None when it does not exist yet."""
+    def delta_rs(self, table: Table, version: int | None = None) -> RsDeltaTable | None:
+        """The table (at `version`, default the latest) opened with delta-rs (no JVM), or None when it does not exist yet."""
         uri, options = delta_rs_uri(self.uri(table)), self.storage_options()
-        return RsDeltaTable(uri, storage_options=options) if RsDeltaTable.is_deltatable(uri, options) else None
+        return RsDeltaTable(uri, version=version, storage_options=options) if RsDeltaTable.is_deltatable(uri, options) else None
+
+    def version(self, table: Table) -> int:
+        """The table's latest version, to read it more than once as one snapshot."""
+        delta = self.delta_rs(table)
+        if delta is None:
+            raise MissingUpstreamTableError(self._missing(table))
+        return delta.version()
 
     def exists(self, table: Table) -> bool:
         """Whether the table has been written."""
         return RsDeltaTable.is_deltatable(delta_rs_uri(self.uri(table)), self.storage_options())
 
-    def read(self, table: Table, days: Sequence[date] | None = None) -> DataFrame:
-        """The table (only the given days of a daily table); a clear error naming it when it does not exist."""
+    def _missing(self, table: Table) -> str:
+        """What a read of a table not written yet says."""
+        return f"Delta table {table.path} does not exist at {self.uri(table)}: materialize {table.path} first."
+
+    def read(self, table: Table, days: Sequence[date] | None = None, version: int | None = None) -> DataFrame:
+        """The table (only the given days of a daily table; at `version`, default the latest); a clear
+        error naming it when it does not exist."""
         if not self.exists(table):
-            raise MissingUpstreamTableError(
-                f"Delta table {table.path} does not exist at {self.uri(table)}: materialize {table.path} first."
-            )
-        df = self.session.read.format("delta").load(self.uri(table))
+            raise MissingUpstreamTableError(self._missing(table))
+        reader = self.session.read.format("delta")
+        df = (reader.option("versionAsOf", version) if version is not None else reader).load(self.uri(table))
         if days is not None:
             df = df.where(F.col(self._day_column(table)).isin(list(days)))
         return df
 
-    def day_rows(self, table: Table, days: Sequence[date] | None = None) -> dict[date, int]:
-        """Rows per day partition (all days, or the given ones), from the Delta log's file statistics."""
-        return self._day_counts(table, self._files(self.delta_rs(table), table), days)
+    def day_rows(self, table: Table, days: Sequence[date] | None = None, version: int | None = None) -> dict[date, int]:
+        """Rows per day partition (all days, or the given ones; at `version`, default the latest), from the
+        Delta log's file statistics."""
+        return self._day_counts(table, self._files(self.delta_rs(table, version), table), days)
 
     def total_rows(self, table: Table) -> int:
         """Rows in the table, from the Delta log's file statistics."""
