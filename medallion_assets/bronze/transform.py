@@ -55,13 +55,13 @@ def duplicate_copies(flagged: DataFrame) -> DataFrame:
     )
 
 
-def mark_duplicates(flagged: DataFrame) -> DataFrame:
-    """`flag`'s rows with every candidate's later copies (by DEDUP_KEY) rejected as duplicates.
+def mark_duplicates(flagged: DataFrame, copies: DataFrame) -> DataFrame:
+    """`flag`'s rows with the `duplicate_copies` among them rejected as duplicates.
 
     A Kafka record is one raw row, so (kafka_partition, kafka_offset) names it; the duplicate copies
     are joined back by those two columns, broadcast, so the rows themselves are never shuffled here.
     """
-    marked = flagged.join(F.broadcast(duplicate_copies(flagged)), ["kafka_partition", "kafka_offset"], "left")
+    marked = flagged.join(F.broadcast(copies), ["kafka_partition", "kafka_offset"], "left")
     return marked.withColumn(
         "reject_reason",
         F.when(F.col("reject_reason").isNull() & F.col("_duplicate"), F.lit(DUPLICATE)).otherwise(F.col("reject_reason")),
@@ -70,7 +70,8 @@ def mark_duplicates(flagged: DataFrame) -> DataFrame:
 
 def classify(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "milliseconds"] = "seconds") -> DataFrame:
     """Every raw row of the days with `reject_reason`: malformed, a drop expectation, duplicate or null (kept)."""
-    return mark_duplicates(flag(raw, topic, duration_unit))
+    flagged = flag(raw, topic, duration_unit)
+    return mark_duplicates(flagged, duplicate_copies(flagged))
 
 
 def to_bronze(classified: DataFrame, topic: str) -> DataFrame:
