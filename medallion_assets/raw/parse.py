@@ -7,6 +7,7 @@ keeps its day when `ts` itself is readable, so malformed rows reconcile per day.
 from __future__ import annotations
 
 from datetime import date
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,13 +34,11 @@ def epoch_ms_to_timestamp(column: Column) -> Column:
     return F.when(column.between(MIN_EPOCH_MS, MAX_EPOCH_MS), F.timestamp_millis(column))
 
 
-def _wrong_type(name: str, text: Column, typed: Column, is_text: bool) -> Column:
-    """The field name when its JSON value does not fit the field's type, else null."""
+def _misfit(text: Column, typed: Column, is_text: bool) -> Column:
+    """Whether a field's JSON value does not fit the field's type."""
     if is_text:
-        bad = text.startswith("{") | text.startswith("[")
-    else:
-        bad = text.isNotNull() & typed.isNull()
-    return F.when(bad, F.lit(name))
+        return text.startswith("{") | text.startswith("[")
+    return text.isNotNull() & typed.isNull()
 
 
 def parse_records(records: DataFrame, topic: str) -> DataFrame:
@@ -59,15 +58,17 @@ def parse_records(records: DataFrame, topic: str) -> DataFrame:
     )
     readable = F.col("_utf8") & F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNull()
     typed = {name: F.when(readable, F.col(f"_json.{name}").try_cast(dtype.simpleString())) for name, dtype in fields.items()}
-    wrong = [
-        _wrong_type(name, F.col(f"_json.{name}"), typed[name], isinstance(dtype, StringType))
-        for name, dtype in fields.items()
-    ]
+    misfits = {name: _misfit(F.col(f"_json.{name}"), typed[name], isinstance(dtype, StringType)) for name, dtype in fields.items()}
+    # The wrong fields are named inside a higher-order function, which Spark evaluates without
+    # generating code for it, and only for a record with a misfit. Named inline, they made the
+    # generated projection slower for every record (about 3 s of 15 per 570k page views).
+    named = F.array(*[F.when(bad, F.lit(name)) for name, bad in misfits.items()])
+    wrong = F.array_join(F.filter(named, lambda name: name.isNotNull()), ",")
     parse_error = (
         F.when(F.col("value").isNull(), F.lit("empty message"))
         .when(~F.col("_utf8"), F.lit("not UTF-8"))
         .when(F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNotNull(), F.lit("invalid JSON object"))
-        .when(F.concat_ws(",", *wrong) != "", F.concat(F.lit("wrong type: "), F.concat_ws(",", *wrong)))
+        .when(reduce(Column.__or__, misfits.values()), F.concat(F.lit("wrong type: "), wrong))
     )
     event_ts = epoch_ms_to_timestamp(typed["ts"])
     return parsed.select(
