@@ -43,7 +43,7 @@ class Classified:
 
     topic: str
     flagged: DataFrame  # before duplicates are marked: enough for what the drop rules rejected
-    copies: DataFrame  # the duplicate copies' (kafka_partition, kafka_offset)
+    copies: DataFrame  # `duplicate_copies` of `flagged`, checkpointed
     days: Sequence[date]
     raw_version: int
     observation: Observation = field(default_factory=Observation)

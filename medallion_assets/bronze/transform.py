@@ -40,7 +40,7 @@ def flag(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "millisec
 
 
 def duplicate_copies(flagged: DataFrame) -> DataFrame:
-    """(kafka_partition, kafka_offset) of every candidate whose DEDUP_KEY an earlier record of the topic has.
+    """(kafka_partition, kafka_offset, `_duplicate` = true) of every candidate whose DEDUP_KEY an earlier record of the topic has.
 
     Only the key and the two offset columns are shuffled, not whole rows; the result is as small
     as the duplicates are few.
