@@ -105,6 +105,13 @@ class Table:
     partition_column: str | None = None
     key: tuple[str, ...] = ()
     columns: tuple[Column, ...] = field(default=(), compare=False, repr=False)
+    stats: tuple[str, ...] = ()  # columns beyond the key whose file statistics are read
+
+    @property
+    def stats_columns(self) -> tuple[str, ...]:
+        """The columns Delta keeps file statistics on (min, max, null count): the key and `stats`, not
+        the day partition. Statistics on every column cost the writes more than any read gains."""
+        return tuple(c for c in (*self.key, *self.stats) if c != self.partition_column)
 
     @property
     def asset_key(self) -> AssetKey:
@@ -180,7 +187,13 @@ def bronze_columns(topic: str) -> tuple[Column, ...]:
 
 RAW = {
     topic: Table(
-        "raw", topic, "one row per Kafka record", "event_date", ("kafka_partition", "kafka_offset"), raw_columns(topic)
+        "raw",
+        topic,
+        "one row per Kafka record",
+        "event_date",
+        ("kafka_partition", "kafka_offset"),
+        raw_columns(topic),
+        stats=("parse_error",),  # its null count tallies a batch's malformed records
     )
     for topic in TOPICS
 }

@@ -225,6 +225,15 @@ def test_a_day_without_upstream_data_reports_zero_rows_not_another_writes(run):
     assert checks["streams_match_fact"].metadata["total_rows"].value == 0
 
 
+def test_every_table_keeps_file_statistics_on_its_stats_columns_only(run):
+    for table in ALL_TABLES:
+        delta = RsDeltaTable(run.pipeline.uri(table))
+        files = pa.table(delta.get_add_actions(flatten=True))
+        with_stats = {name.split(".", 1)[1] for name in files.column_names if name.startswith("null_count.")}
+        assert with_stats == set(table.stats_columns), table.path
+        assert files.num_rows > 0 and files["num_records"].null_count == 0, table.path  # row counts stay
+
+
 def plain(value):
     """A value as every reader can agree on it: timestamps as naive UTC (Spark's are local time)."""
     if isinstance(value, datetime):

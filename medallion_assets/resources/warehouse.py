@@ -26,7 +26,7 @@ from delta import exceptions as delta_exceptions
 from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets.resources.spark import SparkResource, hadoop_aws_package
@@ -36,6 +36,7 @@ from medallion_assets.tables import Table
 HISTORY_DEPTH = 50
 # SQL commands (MERGE) take the commit's user metadata from the session.
 COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 # Delta's optimistic-concurrency conflicts (every exception delta.exceptions declares), and how
 # often a write is tried when it meets one.
 CONFLICTS = tuple(getattr(delta_exceptions, name) for name in delta_exceptions.__all__)
@@ -348,6 +349,15 @@ class WarehouseResource(ConfigurableResource):
 
     # -- writes --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _writer(table: Table, df: DataFrame) -> DataFrameWriter:
+        """A Delta writer of `df`; a write that creates the table limits its file statistics to the table's
+        stats columns (a table property, kept by every later write)."""
+        writer = df.write.format("delta")
+        if table.stats_columns:
+            writer = writer.option(STATS_COLUMNS, ",".join(table.stats_columns))
+        return writer
+
     def replace_days(
         self, table: Table, df: DataFrame, days: Sequence[date], also_where: str | None = None
     ) -> Commit:
@@ -356,8 +366,7 @@ class WarehouseResource(ConfigurableResource):
         predicate = in_days(column, days) + (f" OR {also_where}" if also_where else "")
         token = self._token()
         writer = (
-            df.repartition(column)  # one file per day and write, not one per shuffle partition
-            .write.format("delta")
+            self._writer(table, df.repartition(column))  # one file per day and write, not one per shuffle partition
             .mode("overwrite")
             .partitionBy(column)
             .option("replaceWhere", predicate)
@@ -369,7 +378,7 @@ class WarehouseResource(ConfigurableResource):
     def overwrite(self, table: Table, df: DataFrame) -> Commit:
         """Replace the whole table in one atomic commit."""
         token = self._token()
-        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").option("userMetadata", token)
+        writer = self._writer(table, df).mode("overwrite").option("overwriteSchema", "true").option("userMetadata", token)
         retry_on_conflict(table, lambda: writer.save(self.uri(table)))
         return self._commit(table, token, df)
 
@@ -377,7 +386,7 @@ class WarehouseResource(ConfigurableResource):
         """Append in one commit; Delta skips a repeat of the same (app_id, version) transaction."""
         token = self._token()
         writer = (
-            df.write.format("delta")
+            self._writer(table, df)
             .mode("append")
             .partitionBy(self._day_column(table))
             .option("txnAppId", app_id)
