@@ -6,13 +6,19 @@ Dagster run, no asset checks, no materialization metadata, no quarantine table, 
 lookups or row counts from the Delta log. Drop expectations still filter rows, because they
 decide what the tables hold. Like the pipeline, every layer is written to Delta and the next
 layer reads it back. Tooling only: the code location (definitions.py) does not import it.
+
+`python -m medallion_assets.baseline` runs it in a process of its own, its Spark session started
+cold as a plain PySpark job's is; the benchmark times it so, next to its run on the pipeline's
+warm session.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,6 +35,7 @@ from medallion_assets.quality.expectations import expectations_for, first_violat
 from medallion_assets.raw.parse import parse_records
 from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.spark import SparkResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import build_dim_location, locations
@@ -144,3 +151,31 @@ def kept(rows: DataFrame, table: Table) -> DataFrame:
     """The rows that pass the table's drop expectations (all of them when it has none)."""
     rules = expectations_for(table, "drop")
     return rows.where(first_violation(rules).isNull()) if rules else rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Start Spark, build every table of the days from the topics, print the seconds as `BASELINE_JSON {...}`."""
+    parser = argparse.ArgumentParser(prog="python -m medallion_assets.baseline", description=__doc__)
+    parser.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap servers")
+    parser.add_argument("--topic-prefix", default="", help="prefix of the four topics")
+    parser.add_argument("--root", required=True, type=Path, help="directory to write the tables under")
+    parser.add_argument("--first-day", required=True, type=date.fromisoformat, help="first day of the events (YYYY-MM-DD)")
+    parser.add_argument("--days", required=True, type=int, help="days of events from --first-day")
+    parser.add_argument("--songs-csv", required=True, help="songs.csv location")
+    parser.add_argument("--state-codes-csv", required=True, help="state_codes.csv location")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    spark = SparkResource().session
+    spark_start = time.perf_counter() - started
+    kafka = KafkaResource(bootstrap_servers=args.bootstrap_servers, topic_prefix=args.topic_prefix)
+    baseline = Baseline(spark, kafka, args.root, args.songs_csv, args.state_codes_csv)
+    days = [args.first_day + timedelta(days=i) for i in range(args.days)]
+    started = time.perf_counter()
+    layers = baseline.run(days)
+    seconds = time.perf_counter() - started
+    figures = {"spark_start_seconds": round(spark_start, 2), "seconds": round(seconds, 2), "layers": layers, "rows": baseline.table_rows()}
+    print("BASELINE_JSON " + json.dumps(figures, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()

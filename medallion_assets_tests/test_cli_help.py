@@ -17,6 +17,7 @@ COMMANDS = [
     ["medallion_assets.generator"],
     ["medallion_assets.demo"],
     ["medallion_assets.bench"],
+    ["medallion_assets.baseline"],
     ["medallion_assets.dev.kafka_local", "up"],
     ["medallion_assets.dev.spark_connect", "up"],
     ["medallion_assets.dev.spark_cluster", "up"],
