@@ -35,13 +35,14 @@ class LivePipeline:
     prefix: str
     root: Path
     instance: DagsterInstance
+    records_per_read_task: int | None = None  # None: the Kafka resource's default
 
     @classmethod
-    def create(cls, bootstrap: str, root: Path) -> LivePipeline:
+    def create(cls, bootstrap: str, root: Path, records_per_read_task: int | None = None) -> LivePipeline:
         """Fresh topics (unique prefix) and an empty warehouse; security settings come from the environment."""
         prefix = f"t{uuid.uuid4().hex[:10]}-"
         create_topics(client_settings(bootstrap), [prefix + t for t in TOPICS], partitions=3)
-        return cls(bootstrap, prefix, root, DagsterInstance.ephemeral())
+        return cls(bootstrap, prefix, root, DagsterInstance.ephemeral(), records_per_read_task)
 
     def sharing_topics(self, root: Path) -> LivePipeline:
         """A second warehouse fed by the same topics, with its own run history."""
@@ -58,7 +59,11 @@ class LivePipeline:
         """Resources pointing at this pipeline's topics and warehouse."""
         return {
             **default_resources,
-            "kafka": KafkaResource(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix),
+            "kafka": KafkaResource(
+                bootstrap_servers=self.bootstrap,
+                topic_prefix=self.prefix,
+                **({"records_per_read_task": self.records_per_read_task} if self.records_per_read_task else {}),
+            ),
             "warehouse": WarehouseResource(root=str(self.root)),
         }
 

@@ -57,7 +57,8 @@ class Run:
 @pytest.fixture(scope="module")
 def run(kafka_bootstrap, spark, tmp_path_factory) -> Run:
     """Produce two days of events, ingest twice, materialize everything in one run."""
-    pipeline = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("warehouse"))
+    # Raw's reads split each Kafka partition's records over tasks of at most 100, as a backlog is split.
+    pipeline = LivePipeline.create(kafka_bootstrap, tmp_path_factory.mktemp("warehouse"), records_per_read_task=100)
     events = list(generate(GeneratorConfig(users=12, days=2, start_date=FIRST, seed=11)))
     pipeline.produce(events)
     first_ingest = pipeline.ingest()
@@ -76,6 +77,11 @@ def test_raw_holds_every_record_exactly_once(run, spark):
         raw = spark.read.format("delta").load(pipeline.uri(table))
         assert raw.count() == produced[topic]
         assert raw.select("kafka_partition", "kafka_offset").distinct().count() == produced[topic]
+        files = pa.table(RsDeltaTable(pipeline.uri(table)).get_add_actions(flatten=True))
+        partitions = files.num_rows and pc.count_distinct(files["min.kafka_partition"]).as_py()
+        if produced[topic] > 3 * 100 * 2:  # more than one task per Kafka partition and day: split
+            assert files.num_rows > partitions * 2, topic
+        assert pc.all(pc.equal(files["min.kafka_partition"], files["max.kafka_partition"])).as_py(), topic  # one each
     again = {m.asset_key: m.metadata["records_ingested"].value for m in _materializations(second)}
     assert set(again.values()) == {0}
     assert sum(m.metadata["records_ingested"].value for m in _materializations(first)) == len(events)

@@ -79,6 +79,12 @@ class KafkaResource(ConfigurableResource):
         default="seconds", description="Unit of listen durations on the wire (Eventsim: seconds)."
     )
     timeout_s: float = Field(default=10.0, description="Seconds to wait for the broker before failing.")
+    records_per_read_task: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most records one Spark task of a batch read takes: a backlog is split so it spreads evenly over "
+        "the cores (three partitions on two cores would leave one alone at the end).",
+    )
 
     def topic(self, name: str) -> str:
         """Physical topic name of a logical topic."""
@@ -114,5 +120,6 @@ class KafkaResource(ConfigurableResource):
             .option("startingOffsets", starting)
             .option("endingOffsets", ending)
             .option("minPartitions", session.conf.get("spark.sql.shuffle.partitions"))
+            .option("maxRecordsPerPartition", str(self.records_per_read_task))
             .load()
         )
