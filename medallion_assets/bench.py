@@ -355,6 +355,11 @@ def run_layers(
 # -- plain-PySpark baseline -----------------------------------------------------------------------
 
 
+def gold_rows_match(rows: dict[str, int], warehouse: WarehouseResource) -> bool:
+    """Whether a baseline's gold tables (rows per table path) hold as many rows as the pipeline's."""
+    return all(rows[t.path] == warehouse.total_rows(t) for t in GOLD_TABLES)
+
+
 def run_baseline(
     spark: SparkSession,
     kafka: KafkaResource,
@@ -377,13 +382,12 @@ def run_baseline(
     else:
         layers, seconds = timed(lambda: baseline.run(days))
     rows = baseline.table_rows()
-    gold_rows = {t.path: warehouse.total_rows(t) for t in GOLD_TABLES}
     return {
         "baseline_seconds": round(seconds, 2),
         "baseline_layers": {layer: {"seconds": s} for layer, s in layers.items()},
         **({"baseline_spark_jobs": groups.counts["baseline"]} if groups is not None else {}),
         "baseline_rows": rows,
-        "baseline_gold_rows_match": all(rows[path] == n for path, n in gold_rows.items()),
+        "baseline_gold_rows_match": gold_rows_match(rows, warehouse),
     }
 
 
@@ -404,12 +408,11 @@ def run_cold_baseline(
         raise RuntimeError(f"the baseline in its own process failed ({done.returncode}):\n{done.stderr[-4000:]}")
     line = next(line for line in done.stdout.splitlines() if line.startswith("BASELINE_JSON "))
     cold = json.loads(line.removeprefix("BASELINE_JSON "))
-    gold_rows = {t.path: warehouse.total_rows(t) for t in GOLD_TABLES}
     return {
         "baseline_cold_seconds": round(cold["spark_start_seconds"] + cold["seconds"], 2),
         "baseline_cold_spark_start_seconds": cold["spark_start_seconds"],
         "baseline_cold_layers": {layer: {"seconds": s} for layer, s in cold["layers"].items()},
-        "baseline_cold_gold_rows_match": all(cold["rows"][path] == n for path, n in gold_rows.items()),
+        "baseline_cold_gold_rows_match": gold_rows_match(cold["rows"], warehouse),
     }
 
 
