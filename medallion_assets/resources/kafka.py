@@ -18,6 +18,11 @@ _QUIET = logging.getLogger("medallion_assets.kafka_client")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
+# A batch read ends at offsets that already exist, yet the Java consumer's last fetch of each read
+# task waits for more data up to fetch.max.wait.ms (Kafka's default 500 ms). That wait was most of
+# a small read: 1,210 records took 1.2 s to read with the default and 0.19 s with 10 ms.
+BATCH_FETCH_MAX_WAIT_MS = 10
+
 
 class KafkaUnavailableError(RuntimeError):
     """The broker did not answer."""
@@ -121,5 +126,6 @@ class KafkaResource(ConfigurableResource):
             .option("endingOffsets", ending)
             .option("minPartitions", session.conf.get("spark.sql.shuffle.partitions"))
             .option("maxRecordsPerPartition", str(self.records_per_read_task))
+            .option("kafka.fetch.max.wait.ms", str(BATCH_FETCH_MAX_WAIT_MS))
             .load()
         )
