@@ -54,7 +54,9 @@ BASE_CONF: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": "1",
     "spark.databricks.delta.stats.collect.using.tableSchema": "false",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
-    "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG4J2_CONF.as_uri()}",
+    # The parallel collector: a run is a batch job that wants throughput, not short pauses (the JVM's
+    # default, G1). On the 1M-event benchmark every layer was faster with it, the whole pipeline by 9%.
+    "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -XX:+UseParallelGC -Dlog4j2.configurationFile={LOG4J2_CONF.as_uri()}",
 }
 
 
