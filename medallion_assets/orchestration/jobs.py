@@ -20,8 +20,9 @@ NOT_FINISHED_STATUSES: tuple[DagsterRunStatus, ...] = (
 )
 
 # How often the sensors that launch these jobs look. They read Kafka watermarks and the event log,
-# never Spark, so a short interval is cheap; it bounds how long new events wait between steps.
-SENSOR_INTERVAL_S = 10
+# never Spark, so a short interval is cheap; it bounds how long new events wait between steps
+# (two waits from Kafka to gold: before ingestion, and before the run of the days it touched).
+SENSOR_INTERVAL_S = 5
 
 ingest_job = define_asset_job(
     "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw."
