@@ -18,6 +18,7 @@ import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetSelection,
     DagsterInstance,
     DagsterRunStatus,
@@ -54,11 +55,17 @@ from medallion_assets.orchestration.partitions import (
     range_tags,
 )
 from medallion_assets.orchestration.schedules import daily_schedule, weekly_maintenance_schedule
-from medallion_assets.orchestration.sensors.raw_to_gold import daily_assets_below_raw, raw_to_gold_sensor
+from medallion_assets.orchestration.sensors.raw_to_gold import (
+    daily_assets_below_raw,
+    raw_to_gold_sensor,
+    reference_assets,
+    reference_due,
+)
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import days_run
-from medallion_assets.tables import ALL_TABLES, DIM_USERS, RAW
+from medallion_assets.sources import SONGS_CSV
+from medallion_assets.tables import ALL_TABLES, DIM_ARTISTS, DIM_DATETIME, DIM_SONGS, DIM_USERS, RAW
 
 pytestmark = pytest.mark.fast
 
@@ -74,6 +81,8 @@ DAILY_BELOW_RAW = sorted(
     (t.asset_key for t in ALL_TABLES if t.layer != "raw" and t.partition_column), key=lambda k: k.to_user_string()
 )
 RAW_KEYS = {t.asset_key for t in RAW.values()}
+# The dimensions no Kafka record reaches: the songs file's and the calendar.
+REFERENCE_DIMENSIONS = {DIM_SONGS.asset_key, DIM_ARTISTS.asset_key, DIM_DATETIME.asset_key}
 
 
 # --------------------------------------------------------------------------- #
@@ -318,6 +327,30 @@ def test_a_rebuild_older_than_the_raw_records_does_not_cover_them():
     report_rebuilt(instance, D2)
     report_raw(instance, [D2], "auth_events")  # the rebuild is between the two: D2 is not covered
     assert ranges(tick(instance)) == [(D1, D2)]
+
+
+def test_reference_dimensions_are_rebuilt_only_when_due():
+    instance = DagsterInstance.ephemeral()
+    repository = defs.get_repository_def()
+    every = downstream_job.selection.resolve(all_assets)
+    assert set(reference_assets(repository)) == REFERENCE_DIMENSIONS
+    report_raw(instance, [D1])
+    assert tick(instance).run_requests[0].asset_selection is None  # never built: the whole job
+
+    for key in REFERENCE_DIMENSIONS:
+        instance.report_runless_asset_event(AssetMaterialization(key))
+    report_raw(instance, [D2])
+    (request,) = tick(instance).run_requests
+    assert set(request.asset_selection) == every - REFERENCE_DIMENSIONS  # built today: left out
+
+    instance.report_runless_asset_event(AssetObservation(SONGS_CSV.key))  # songs.csv changed since
+    report_raw(instance, [D3])
+    (request,) = tick(instance).run_requests
+    assert set(request.asset_selection) == every - {DIM_DATETIME.asset_key}
+
+    # Built on an earlier day: due again (the calendar ends with the day it was built).
+    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+    assert all(reference_due(instance, repository, key, tomorrow) for key in REFERENCE_DIMENSIONS)
 
 
 def test_an_ad_hoc_materialize_run_covers_its_days():

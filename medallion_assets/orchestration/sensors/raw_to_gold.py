@@ -8,6 +8,11 @@ partitioned asset below raw has a materialization of partition D with a storage 
 some later run rebuilt that day from a raw that held those records, whatever launched it (this
 sensor, medallion_job, the daily schedule, `dagster asset materialize`). Covered days are not
 requested again; every other day inside the partitions gets one run per contiguous range.
+
+No Kafka record reaches the dimensions of the reference files and the calendar (dim_songs,
+dim_artists, dim_datetime), so a run rebuilds them only when they are due: never built, built
+before today (UTC: the calendar ends with the day it was built), or an input file observed since.
+The others are left out of the run's selection, which spares each batch their Spark work.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    AssetSelection,
     AssetsDefinition,
     DagsterInstance,
     DagsterRun,
@@ -46,6 +52,8 @@ from medallion_assets.tables import DIM_USERS, RAW
 # The materializations that name days to rebuild, and the metadata entry that names them.
 DAYS_REPORTED_BY = {**{table.asset_key: EVENT_DATES for table in RAW.values()}, DIM_USERS.asset_key: STALE_FACT_DAYS}
 FETCH_LIMIT = 200
+# The assets downstream_job rebuilds that no raw table feeds.
+REFERENCE_ONLY = downstream_job.selection - AssetSelection.groups("raw").downstream()
 TRIGGER_TAG = {"medallion/trigger": "raw_to_gold_sensor"}
 
 
@@ -115,6 +123,37 @@ def daily_assets_below_raw(repository: RepositoryDefinition) -> list[AssetKey]:
     return sorted((key for key in keys if by_key[key].partitions_def is not None), key=lambda k: k.to_user_string())
 
 
+def reference_assets(repository: RepositoryDefinition) -> list[AssetKey]:
+    """The assets of REFERENCE_ONLY, resolved against the code location at hand."""
+    unique = {id(a): a for a in repository.assets_defs_by_key.values()}
+    return sorted(REFERENCE_ONLY.resolve(list(unique.values())), key=lambda k: k.to_user_string())
+
+
+def reference_due(instance: DagsterInstance, repository: RepositoryDefinition, key: AssetKey, today: date) -> bool:
+    """Whether a reference asset needs a rebuild: never materialized, last materialized before `today`
+    (UTC), or one of its inputs (a reference file) observed since."""
+    latest = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1).records
+    if not latest:
+        return True
+    if datetime.fromtimestamp(latest[0].timestamp, timezone.utc).date() < today:
+        return True
+    return any(
+        instance.fetch_observations(AssetRecordsFilter(asset_key=upstream, after_storage_id=latest[0].storage_id), limit=1).records
+        for upstream in repository.assets_defs_by_key[key].asset_deps[key]
+    )
+
+
+def run_selection(instance: DagsterInstance, repository: RepositoryDefinition, today: date) -> list[AssetKey] | None:
+    """What a run of downstream_job selects: everything (None) when every reference asset is due, else
+    everything but the reference assets that are not."""
+    current = {key for key in reference_assets(repository) if not reference_due(instance, repository, key, today)}
+    if not current:
+        return None
+    unique = {id(a): a for a in repository.assets_defs_by_key.values()}
+    keys = downstream_job.selection.resolve(list(unique.values())) - current
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
 def rebuilt_days(instance: DagsterInstance, key: AssetKey, days: Mapping[date, int]) -> set[date]:
     """Days with a materialization of the asset's partition later than the raw one that reported the day."""
     partitions = [day.isoformat() for day in sorted(days)]
@@ -147,13 +186,17 @@ def covered_days(instance: DagsterInstance, keys: Collection[AssetKey], days: Ma
     return covered
 
 
-def run_requests(storage_ids: Sequence[int], days: Collection[date]) -> list[RunRequest]:
-    """One run of downstream_job per contiguous range of days, keyed by the materializations and range."""
+def run_requests(
+    storage_ids: Sequence[int], days: Collection[date], selection: Sequence[AssetKey] | None = None
+) -> list[RunRequest]:
+    """One run of downstream_job (of `selection`, default all of it) per contiguous range of days, keyed
+    by the materializations and range."""
     digest = hashlib.sha256(",".join(map(str, sorted(storage_ids))).encode()).hexdigest()[:12]
     return [
         RunRequest(
             run_key=f"raw-to-gold-{first.isoformat()}-{last.isoformat()}-{digest}",
             tags={**range_tags(first, last), **TRIGGER_TAG},
+            asset_selection=list(selection) if selection is not None else None,
         )
         for first, last in contiguous_ranges(days)
     ]
@@ -191,7 +234,12 @@ def raw_to_gold_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     covered = covered_days(context.instance, daily_assets_below_raw(repository), inside)
     if covered:
         context.log.info(f"{len(covered)} day(s) already rebuilt below raw by a later run: {_listed(covered)}")
-    requests = run_requests(pending.storage_ids, set(inside) - covered)
+    days = set(inside) - covered
+    selection = run_selection(context.instance, repository, datetime.now(timezone.utc).date()) if days else None
+    requests = run_requests(pending.storage_ids, days, selection)
+    if selection is not None:
+        current = [k.to_user_string() for k in reference_assets(repository) if k not in selection]
+        context.log.info(f"Left out, built today and their files unchanged since: {', '.join(current)}")
     for request in requests:
         context.log.info(f"Requesting {request.run_key}")
     if requests:
