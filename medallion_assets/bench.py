@@ -3,7 +3,8 @@
 Every layer is one in-process Dagster run, all in this process and so on one Spark session.
 The same events then go through a plain-PySpark baseline (baseline.py) twice: in a process of
 its own, cold as a plain job starts (its Spark start included), and on this process's warm
-session; the pipeline's time with the JVM start is reported as a ratio to each. With --history-days N,
+session; the pipeline's time with the JVM start is reported as a ratio to each. The pipeline then
+runs again on the warm session into a fresh warehouse, for a ratio of warm to warm. With --history-days N,
 one more batch is taken from Kafka to gold on top of 1 day and of N days of history, to show
 whether a batch's cost follows the batch or the history. Each step's Spark jobs are counted.
 The figures are printed as a table, then as JSON on one line starting with `BENCH_JSON `.
@@ -416,6 +417,22 @@ def run_cold_baseline(
     }
 
 
+def run_warm_pipeline(
+    kafka: KafkaResource, root: Path, first: date, last: date, events: int, context: SparkContext | None
+) -> dict[str, Any]:
+    """The pipeline again on the warm session, from the same topics into a fresh warehouse: like for like
+    with the warm baseline (pipeline_warm_ratio = pipeline_warm_seconds / baseline_seconds)."""
+    store = WarehouseResource(root=str(root))
+    try:
+        layers = run_layers(first, last, medallion_job_with({"kafka": kafka, "warehouse": store}), events, context)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "pipeline_warm_seconds": round(sum(layer.seconds for layer in layers.values()), 2),
+        "pipeline_warm_layers": {name: {"seconds": layer.seconds} for name, layer in layers.items()},
+    }
+
+
 # -- one batch on top of history --------------------------------------------------------------------
 
 
@@ -584,7 +601,11 @@ def print_table(figures: dict[str, Any]) -> None:
     print(f"    spark start {figures['baseline_cold_spark_start_seconds']:.1f}, "
           + ", ".join(f"{name} {layer['seconds']:.1f}" for name, layer in figures["baseline_cold_layers"].items())
           + f"; gold rows equal the pipeline's: {'yes' if figures['baseline_cold_gold_rows_match'] else 'NO'}")
+    warm = figures["pipeline_warm_seconds"]
+    print(f"  {'pipeline again (warm session)':<30}{warm:>10.2f}{'':>12}{round(figures['events'] / warm):>12,}")
+    print("    " + ", ".join(f"{name} {layer['seconds']:.1f}" for name, layer in figures["pipeline_warm_layers"].items()))
     print(f"  baseline ratio (pipeline + spark start / plain PySpark, warm session): {figures['baseline_ratio']:.2f}")
+    print(f"  warm ratio (pipeline again / plain PySpark, both on the warm session): {figures['pipeline_warm_ratio']:.2f}")
     print(f"  cold baseline ratio (pipeline + spark start / plain PySpark in its own process, spark start included): "
           f"{figures['baseline_cold_ratio']:.2f}")
     jvm = figures["spark_jvm_peak_rss_mib"]
@@ -650,9 +671,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         cold_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}baseline-cold"
         figures.update(run_cold_baseline(bootstrap, prefix, store, cold_root, days))
         figures.update(run_baseline(spark, kafka, store, baseline_root, days, context))
+        warm_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}warm"
+        figures.update(run_warm_pipeline(kafka, warm_root, START_DATE, last, produced["events"], context))
         pipeline = figures["pipeline_with_jvm_start_seconds"]
         figures["baseline_ratio"] = round(pipeline / figures["baseline_seconds"], 2)
         figures["baseline_cold_ratio"] = round(pipeline / figures["baseline_cold_seconds"], 2)
+        figures["pipeline_warm_ratio"] = round(figures["pipeline_warm_seconds"] / figures["baseline_seconds"], 2)
         if args.history_days is not None:
             figures["history"] = history_figures(args, prefix, bootstrap, settings, context)
         figures.update(
