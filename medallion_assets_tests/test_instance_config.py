@@ -24,8 +24,9 @@ def docker_config() -> dict:
 
 
 def assert_one_run_per_pool(instance: DagsterInstance) -> None:
-    """The queue launches runs, and gives every pool one slot held for a whole run."""
+    """The queue launches runs, looking at it every second, and gives every pool one slot held for a whole run."""
     assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    assert instance.run_coordinator.dequeue_interval_seconds == 1
     pools = instance.get_concurrency_config().pool_config
     assert pools.pool_granularity is not None and pools.pool_granularity.value == "run"
     assert pools.default_pool_limit == 1
@@ -48,9 +49,10 @@ def test_the_docker_instance_is_one_run_per_pool_with_run_retries(tmp_path):
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
 
 
-def test_docker_and_local_instances_share_concurrency_and_postgres_storage():
+def test_docker_and_local_instances_share_their_run_queue_concurrency_and_postgres_storage():
     docker, local = docker_config(), instance_config("postgres")
     assert local["concurrency"] == docker["concurrency"] == instance_config("sqlite")["concurrency"]
+    assert local["run_coordinator"] == docker["run_coordinator"] == instance_config("sqlite")["run_coordinator"]
     assert local["storage"] == docker["storage"]
     assert local["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
     assert "storage" not in instance_config("sqlite")
