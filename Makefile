@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum setup.py | cut -c1-8)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup spark-warmup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean postgres-server
+.PHONY: setup spark-warmup demo test test-fast bench kafka-up kafka-down connect-up connect-down dev clean postgres-server object-store-binary
 
 $(STAMP): setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -53,7 +53,12 @@ postgres-server:
 # The definitions load and validate first (seconds), then the suite, in TEST_WORKERS processes that
 # each take whole modules (a module's services and fixtures stay in one process; see conftest.py).
 TEST_WORKERS ?= 2
-test: setup $(CHROMIUM) postgres-server spark-warmup
+# The object-storage test's SeaweedFS, built once per machine from the Go module proxy before the suite
+# starts, so its first build neither races the tests for the two cores nor counts against a test's timeout.
+object-store-binary: setup
+	$(PYTHON) -c 'from medallion_assets.dev.object_store import ensure_binary; print(ensure_binary())'
+
+test: setup $(CHROMIUM) postgres-server spark-warmup object-store-binary
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder medallion_assets_tests
 
