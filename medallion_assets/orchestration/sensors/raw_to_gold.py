@@ -114,19 +114,22 @@ def collect(instance: DagsterInstance, after: int | None) -> Pending:
     return Pending(tuple(ids), days, cursor, waiting_for)
 
 
+def assets_of(repository: RepositoryDefinition) -> list[AssetsDefinition]:
+    """Every assets definition of the code location once (a multi-asset appears once per key)."""
+    return list({id(a): a for a in repository.assets_defs_by_key.values()}.values())
+
+
 def daily_assets_below_raw(repository: RepositoryDefinition) -> list[AssetKey]:
     """The partitioned assets downstream_job rebuilds, resolved against the code location at hand."""
     by_key = repository.assets_defs_by_key
-    unique: dict[int, AssetsDefinition] = {id(a): a for a in by_key.values()}  # a multi-asset appears once per key
-    keys = downstream_job.selection.resolve(list(unique.values()))
+    keys = downstream_job.selection.resolve(assets_of(repository))
     # Every partitioned asset below raw uses the daily partitions; the others are rebuilt whole by any run.
     return sorted((key for key in keys if by_key[key].partitions_def is not None), key=lambda k: k.to_user_string())
 
 
 def reference_assets(repository: RepositoryDefinition) -> list[AssetKey]:
     """The assets of REFERENCE_ONLY, resolved against the code location at hand."""
-    unique = {id(a): a for a in repository.assets_defs_by_key.values()}
-    return sorted(REFERENCE_ONLY.resolve(list(unique.values())), key=lambda k: k.to_user_string())
+    return sorted(REFERENCE_ONLY.resolve(assets_of(repository)), key=lambda k: k.to_user_string())
 
 
 def reference_due(instance: DagsterInstance, repository: RepositoryDefinition, key: AssetKey, today: date) -> bool:
@@ -149,8 +152,7 @@ def run_selection(instance: DagsterInstance, repository: RepositoryDefinition, t
     current = {key for key in reference_assets(repository) if not reference_due(instance, repository, key, today)}
     if not current:
         return None
-    unique = {id(a): a for a in repository.assets_defs_by_key.values()}
-    keys = downstream_job.selection.resolve(list(unique.values())) - current
+    keys = downstream_job.selection.resolve(assets_of(repository)) - current
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
