@@ -146,13 +146,16 @@ def reference_due(instance: DagsterInstance, repository: RepositoryDefinition, k
     )
 
 
-def run_selection(instance: DagsterInstance, repository: RepositoryDefinition, today: date) -> list[AssetKey] | None:
-    """What a run of downstream_job selects: everything (None) when every reference asset is due, else
-    everything but the reference assets that are not."""
-    current = {key for key in reference_assets(repository) if not reference_due(instance, repository, key, today)}
+def current_reference_assets(instance: DagsterInstance, repository: RepositoryDefinition, today: date) -> set[AssetKey]:
+    """The reference assets that are not due."""
+    return {key for key in reference_assets(repository) if not reference_due(instance, repository, key, today)}
+
+
+def run_selection(repository: RepositoryDefinition, current: Collection[AssetKey]) -> list[AssetKey] | None:
+    """What a run of downstream_job selects: everything (None), or everything but the `current` reference assets."""
     if not current:
         return None
-    keys = downstream_job.selection.resolve(assets_of(repository)) - current
+    keys = downstream_job.selection.resolve(assets_of(repository)) - set(current)
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
@@ -237,11 +240,11 @@ def raw_to_gold_sensor(context: SensorEvaluationContext) -> SensorResult | SkipR
     if covered:
         context.log.info(f"{len(covered)} day(s) already rebuilt below raw by a later run: {_listed(covered)}")
     days = set(inside) - covered
-    selection = run_selection(context.instance, repository, datetime.now(timezone.utc).date()) if days else None
-    requests = run_requests(pending.storage_ids, days, selection)
-    if selection is not None:
-        current = [k.to_user_string() for k in reference_assets(repository) if k not in selection]
-        context.log.info(f"Left out, built today and their files unchanged since: {', '.join(current)}")
+    current = current_reference_assets(context.instance, repository, datetime.now(timezone.utc).date()) if days else set()
+    requests = run_requests(pending.storage_ids, days, run_selection(repository, current))
+    if current:
+        left_out = ", ".join(sorted(k.to_user_string() for k in current))
+        context.log.info(f"Left out, built today and their files unchanged since: {left_out}")
     for request in requests:
         context.log.info(f"Requesting {request.run_key}")
     if requests:
