@@ -1,6 +1,6 @@
 """raw parsing: one row per record, typed fields, a reason for every malformed record."""
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
 from medallion_assets.raw.parse import parse_records
 from medallion_assets_tests.events import event, records
@@ -42,3 +42,12 @@ def test_timestamps_out_of_range_do_not_break_parsing(spark):
     rows = parse_records(records(spark, "auth_events", [event("2018-10-01T00:00:00", ts=10**18)]), "auth_events").collect()
     assert rows[0]["event_date"] is None
     assert rows[0]["parse_error"] is None
+
+
+def test_a_batch_is_stamped_with_its_ingestion_time(spark):
+    at = datetime(2026, 11, 29, 15, 30, 1, 123456, tzinfo=timezone.utc)
+    values = [event("2018-10-01T10:00:00"), b"{not json", None]
+    rows = parse_records(records(spark, "auth_events", values), "auth_events", at).collect()
+    assert [r["ingestion_timestamp"].astimezone(timezone.utc) for r in rows] == [at] * len(values)
+    now = parse_records(records(spark, "auth_events", values[:1]), "auth_events").first()["ingestion_timestamp"]
+    assert abs(now.astimezone(timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=1)
