@@ -429,7 +429,9 @@ def run_warm_pipeline(
         shutil.rmtree(root, ignore_errors=True)
     return {
         "pipeline_warm_seconds": round(sum(layer.seconds for layer in layers.values()), 2),
-        "pipeline_warm_layers": {name: {"seconds": layer.seconds} for name, layer in layers.items()},
+        "pipeline_warm_layers": {
+            name: {"seconds": layer.seconds, "events_per_s": layer.events_per_s} for name, layer in layers.items()
+        },
     }
 
 
@@ -603,7 +605,8 @@ def print_table(figures: dict[str, Any]) -> None:
           + f"; gold rows equal the pipeline's: {'yes' if figures['baseline_cold_gold_rows_match'] else 'NO'}")
     warm = figures["pipeline_warm_seconds"]
     print(f"  {'pipeline again (warm session)':<30}{warm:>10.2f}{'':>12}{round(figures['events'] / warm):>12,}")
-    print("    " + ", ".join(f"{name} {layer['seconds']:.1f}" for name, layer in figures["pipeline_warm_layers"].items()))
+    print("    " + ", ".join(f"{name} {layer['seconds']:.1f}" for name, layer in figures["pipeline_warm_layers"].items())
+          + f"; raw {figures['pipeline_warm_layers']['raw']['events_per_s']:,} events/s")
     print(f"  baseline ratio (pipeline + spark start / plain PySpark, warm session): {figures['baseline_ratio']:.2f}")
     print(f"  warm ratio (pipeline again / plain PySpark, both on the warm session): {figures['pipeline_warm_ratio']:.2f}")
     print(f"  cold baseline ratio (pipeline + spark start / plain PySpark in its own process, spark start included): "
