@@ -42,7 +42,7 @@ def batch_timestamp(anchor: Column, at: datetime) -> Column:
     session. A string literal is passed to the code by reference; joining the anchor's empty
     prefix to it keeps Spark from folding the cast into a timestamp literal.
     """
-    return F.concat(F.lit(at.isoformat()), F.substring(anchor, 1, 0)).cast("timestamp")
+    return F.concat(F.lit(at.astimezone(timezone.utc).isoformat()), F.substring(anchor, 1, 0)).cast("timestamp")
 
 
 def _misfit(text: Column, typed: Column, is_text: bool) -> Column:
