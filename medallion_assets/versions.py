@@ -44,7 +44,8 @@ def is_module(name: str) -> bool:
         return False
 
 
-def imports(module: str) -> set[str]:
+@cache
+def imports(module: str) -> frozenset[str]:
     """The package's modules one module imports, at the top or inside a function."""
     found: set[str] = set()
     for node in ast.walk(syntax(module)):
@@ -53,7 +54,7 @@ def imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and in_package(node.module):
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names if is_module(f"{node.module}.{a.name}"))
-    return found
+    return frozenset(found)
 
 
 @cache
@@ -69,12 +70,18 @@ def closure(module: str) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
+@cache
+def hashed_source(module: str) -> bytes:
+    """What a module adds to the code version of every table that depends on it (its name and syntax tree)."""
+    return f"{module}\n{ast.dump(syntax(module))}\n".encode()
+
+
 def code_version(table: Table, module: str) -> str:
     """The code version of a table whose asset is defined in `module`."""
     digest = hashlib.sha256()
     for name in closure(module):
         if name != DECLARATIONS:
-            digest.update(f"{name}\n{ast.dump(syntax(name))}\n".encode())
+            digest.update(hashed_source(name))
     declared = ([(c.name, c.type) for c in table.columns], table.key, table.partition_column)
     digest.update(repr(declared).encode())
     return digest.hexdigest()[:16]
