@@ -114,22 +114,24 @@ def collect(instance: DagsterInstance, after: int | None) -> Pending:
     return Pending(tuple(ids), days, cursor, waiting_for)
 
 
-def assets_of(repository: RepositoryDefinition) -> list[AssetsDefinition]:
-    """Every assets definition of the code location once (a multi-asset appears once per key)."""
-    return list({id(a): a for a in repository.assets_defs_by_key.values()}.values())
+def resolved(selection: AssetSelection, repository: RepositoryDefinition) -> set[AssetKey]:
+    """The keys a selection picks in the code location at hand."""
+    # A multi-asset appears once per key.
+    unique: dict[int, AssetsDefinition] = {id(a): a for a in repository.assets_defs_by_key.values()}
+    return selection.resolve(list(unique.values()))
 
 
 def daily_assets_below_raw(repository: RepositoryDefinition) -> list[AssetKey]:
     """The partitioned assets downstream_job rebuilds, resolved against the code location at hand."""
     by_key = repository.assets_defs_by_key
-    keys = downstream_job.selection.resolve(assets_of(repository))
+    keys = resolved(downstream_job.selection, repository)
     # Every partitioned asset below raw uses the daily partitions; the others are rebuilt whole by any run.
     return sorted((key for key in keys if by_key[key].partitions_def is not None), key=lambda k: k.to_user_string())
 
 
 def reference_assets(repository: RepositoryDefinition) -> list[AssetKey]:
     """The assets of REFERENCE_ONLY, resolved against the code location at hand."""
-    return sorted(REFERENCE_ONLY.resolve(assets_of(repository)), key=lambda k: k.to_user_string())
+    return sorted(resolved(REFERENCE_ONLY, repository), key=lambda k: k.to_user_string())
 
 
 def reference_due(instance: DagsterInstance, repository: RepositoryDefinition, key: AssetKey, today: date) -> bool:
@@ -155,7 +157,7 @@ def run_selection(repository: RepositoryDefinition, current: Collection[AssetKey
     """What a run of downstream_job selects: everything (None), or everything but the `current` reference assets."""
     if not current:
         return None
-    keys = downstream_job.selection.resolve(assets_of(repository)) - set(current)
+    keys = resolved(downstream_job.selection, repository) - set(current)
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
