@@ -51,3 +51,17 @@ def test_a_batch_is_stamped_with_its_ingestion_time(spark):
     assert [r["ingestion_timestamp"].astimezone(timezone.utc) for r in rows] == [at] * len(values)
     now = parse_records(records(spark, "auth_events", values[:1]), "auth_events").first()["ingestion_timestamp"]
     assert abs(now.astimezone(timezone.utc) - datetime.now(timezone.utc)) < timedelta(minutes=1)
+
+
+def test_a_new_batch_compiles_no_new_code(spark):
+    """The stamp differs per batch; if it reached the generated code, every batch would compile anew."""
+    compiles = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+    batch = records(spark, "listen_events", [event("2018-10-01T10:00:00"), b"{not json"])
+
+    def parse(at: datetime) -> None:
+        parse_records(batch, "listen_events", at).write.format("noop").mode("overwrite").save()
+
+    parse(datetime(2026, 11, 28, tzinfo=timezone.utc))
+    before = compiles.getCount()
+    parse(datetime(2026, 11, 29, 15, 30, 1, tzinfo=timezone.utc))
+    assert compiles.getCount() == before
