@@ -15,6 +15,7 @@ setup(
         "pyspark[connect]==4.2.0",  # [connect]: the Spark Connect client (SPARK_REMOTE)
         "delta-spark==4.4.0",
         "deltalake==1.6.6",
+        "duckdb==2.0.1",  # raw: parses each Kafka message once, without a JVM
         "confluent-kafka==2.16.1",
         "pyarrow>=18,<24",
         "pandas>=2.2,<3",

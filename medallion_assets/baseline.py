@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,7 +35,7 @@ from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.expectations import expectations_for, first_violation
 from medallion_assets.raw.parse import parse_records
 from medallion_assets.reference import read_reference_csv, well_formed
-from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.kafka import RECORD_SCHEMA, KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
@@ -47,6 +48,15 @@ from medallion_assets.tables import Table
 LAYERS: tuple[str, ...] = ("raw", "bronze", "silver", "gold")
 # The tables the baseline writes: every table of the pipeline except bronze/quarantine.
 TABLES: tuple[Table, ...] = tuple(table for table in t.ALL_TABLES if table != t.QUARANTINE)
+
+
+def parse_in_worker(topic: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Raw rows of the records of Spark's Kafka source, a batch at a time."""
+    at = datetime.now(timezone.utc)
+    for batch in batches:
+        columns = [batch.column(name) for name in RECORD_SCHEMA.names]
+        columns[3] = pc.cast(columns[3], RECORD_SCHEMA.field("timestamp").type)
+        yield from parse_records(pa.Table.from_arrays(columns, schema=RECORD_SCHEMA), topic, at).to_batches()
 
 
 class Baseline:
@@ -82,11 +92,12 @@ class Baseline:
     # -- layers ---------------------------------------------------------------------------------
 
     def raw(self, days: Sequence[date]) -> None:
-        """Every record of the four topics, parsed (Spark's Kafka batch source, earliest to latest)."""
+        """Every record of the four topics, parsed (Spark's Kafka batch source, earliest to latest; the
+        pipeline's parse in Spark's Python workers)."""
         for topic in TOPICS:
             records = self.kafka.read_batch(self.spark, topic)
             (
-                parse_records(records, topic)
+                records.mapInArrow(partial(parse_in_worker, topic), ", ".join(f"`{c.name}` {c.type}" for c in t.RAW[topic].columns))
                 .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(t.RAW[topic]))
             )
 

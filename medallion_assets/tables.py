@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from dagster import AssetKey
 
 from medallion_assets.schemas import TOPIC_EXTRA_FIELDS, TOPICS, event_fields
@@ -72,6 +73,19 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Arrow type of each Spark SQL type a column declares: what delta-rs writes so Spark reads that type back.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "binary": pa.binary(),
+    "int": pa.int32(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
 @dataclass(frozen=True)
 class Column:
     """A column: name, Spark SQL type, description (default: the shared one) and upstream sources.
@@ -127,6 +141,10 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         """Names of the columns, in table order."""
         return tuple(c.name for c in self.columns)
+
+    def arrow_schema(self) -> pa.Schema:
+        """The columns as Arrow types, as a JVM-free writer writes them (timestamps in UTC microseconds)."""
+        return pa.schema([(c.name, ARROW_TYPES[c.type]) for c in self.columns])
 
     def column_sources(self, column: Column, upstream: Sequence[Table]) -> tuple[tuple[Table, str], ...]:
         """Upstream (table, column) pairs a column is computed from: its declared sources, else its name upstream."""

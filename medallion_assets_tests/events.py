@@ -6,9 +6,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
-from medallion_assets.raw.parse import KAFKA_RECORD_SCHEMA as RECORD_SCHEMA
+from medallion_assets.raw.parse import parse_records
+from medallion_assets.resources.kafka import RECORD_SCHEMA
 
 
 def epoch_ms(text: str) -> int:
@@ -32,7 +34,19 @@ def encode(value: dict[str, Any] | bytes) -> bytes:
     return value if isinstance(value, bytes) else json.dumps(value).encode()
 
 
-def records(spark: SparkSession, topic: str, values: list[dict[str, Any] | bytes]) -> DataFrame:
-    """Kafka-source-shaped rows on partition 0, offsets 0..n-1."""
-    rows = [(topic, 0, i, datetime(2020, 1, 1), b"k", encode(v)) for i, v in enumerate(values)]
-    return spark.createDataFrame(rows, RECORD_SCHEMA)
+def records(topic: str, values: list[dict[str, Any] | bytes | None]) -> pa.Table:
+    """Kafka records on partition 0, offsets 0..n-1 (None: a message without a value)."""
+    n = len(values)
+    return pa.table(
+        [
+            pa.array([topic] * n), pa.array([0] * n, pa.int32()), pa.array(range(n), pa.int64()),
+            pa.array([datetime(2020, 1, 1, tzinfo=timezone.utc)] * n, RECORD_SCHEMA.field("timestamp").type),
+            pa.array([b"k"] * n, pa.binary()), pa.array([None if v is None else encode(v) for v in values], pa.binary()),
+        ],
+        schema=RECORD_SCHEMA,
+    )
+
+
+def raw_frame(spark: SparkSession, topic: str, values: list[dict[str, Any] | bytes]) -> DataFrame:
+    """The raw rows of the values, as a Spark DataFrame."""
+    return spark.createDataFrame(parse_records(records(topic, values), topic))

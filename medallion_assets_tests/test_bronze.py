@@ -4,11 +4,12 @@ from collections import Counter
 
 from medallion_assets.bronze.transform import classify, to_bronze
 from medallion_assets.raw.parse import parse_records
-from medallion_assets_tests.events import event, records
+from medallion_assets.tables import RAW
+from medallion_assets_tests.events import event, raw_frame, records
 
 
 def classified(spark, values, unit="seconds"):
-    raw = parse_records(records(spark, "listen_events", values), "listen_events")
+    raw = raw_frame(spark, "listen_events", values)
     return classify(raw, "listen_events", unit)
 
 
@@ -37,3 +38,11 @@ def test_bronze_normalises_ids_times_and_durations(spark):
     assert str(row["event_timestamp"]) == "2018-10-01 10:00:00"
     assert (row["latitude"], row["longitude"]) == (27.9, -82.4)
     assert str(row["event_date"]) == "2018-10-01"
+
+
+def test_raw_rows_have_the_declared_columns_and_spark_reads_them(spark):
+    table = parse_records(records("page_view_events", [event("2018-10-01T10:00:00", page="Home")]), "page_view_events")
+    assert table.schema == RAW["page_view_events"].arrow_schema()
+    df = spark.createDataFrame(table)
+    assert [(f.name, f.dataType.simpleString()) for f in df.schema.fields] == [(c.name, c.type) for c in RAW["page_view_events"].columns]
+    assert df.first()["page"] == "Home"

@@ -35,7 +35,7 @@ def test_kill_between_data_files_and_commit_then_rerun_leaves_each_record_once(k
     pipeline.produce(listens)
     marker = tmp_path / "holding"
     command = [sys.executable, "-m", "medallion_assets_tests.hold_before_commit", str(marker)]
-    env = {**pipeline.cli_env(tmp_path / "home"), "PYSPARK_PYTHON": sys.executable}  # the injected hold runs in Python workers
+    env = pipeline.cli_env(tmp_path / "home")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(marker, process)

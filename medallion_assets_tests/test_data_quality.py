@@ -13,7 +13,7 @@ from dagster import AssetCheckSeverity, AssetSelection, ExecuteInProcessResult, 
 
 from medallion_assets.definitions import all_assets, resources
 from medallion_assets.generator import Event, GenerationReport, GeneratorConfig, generate
-from medallion_assets.raw.parse import outside_partitions
+from medallion_assets.raw.days import outside_partitions
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, TOPICS
 from medallion_assets.tables import BRONZE, FACT_STREAM, QUARANTINE, RAW

@@ -4,11 +4,10 @@ from datetime import datetime, timezone
 
 from medallion_assets.bronze.transform import classify, to_bronze
 from medallion_assets.keys import UNKNOWN
-from medallion_assets.raw.parse import parse_records
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_users import build_dim_users
 from medallion_assets.silver.songs import artist_rows, build_dim_artists
-from medallion_assets_tests.events import event, records
+from medallion_assets_tests.events import event, raw_frame
 
 FREE_PAID_FREE = [
     event("2018-10-01T09:00:00", level="free", item=1),
@@ -20,7 +19,7 @@ FREE_PAID_FREE = [
 
 
 def bronze(spark, values):
-    raw = parse_records(records(spark, "listen_events", values), "listen_events")
+    raw = raw_frame(spark, "listen_events", values)
     return to_bronze(classify(raw, "listen_events"), "listen_events")
 
 

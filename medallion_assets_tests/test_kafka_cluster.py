@@ -124,22 +124,22 @@ def run_ingest_job(pipeline: LivePipeline, tags: dict[str, str]):
 def test_a_broker_killed_while_raw_ingests_leaves_every_record_in_raw_once(pipeline, secured, spark, monkeypatch):
     events = produced(pipeline)
     settings = secured.settings()
-    plan_read = raw_assets.spark_offsets
+    read = raw_assets.parsed_batches
     killed: list[Node] = []
 
-    def kill_a_leader_then_read(topic, ranges):  # noqa: ANN001
+    def kill_a_leader_then_read(kafka, topic, *args):  # noqa: ANN001, ANN002
         """Once the first raw step has its offset ranges, SIGKILL the leader of the topic it reads."""
         if not killed:
-            node = leader_of(secured, settings, topic)
+            node = leader_of(secured, settings, kafka.topic(topic))
             os.kill(broker_pid(node.home), signal.SIGKILL)
             killed.append(node)
-        return plan_read(topic, ranges)
+        return read(kafka, topic, *args)
 
-    monkeypatch.setattr(raw_assets, "spark_offsets", kill_a_leader_then_read)
+    monkeypatch.setattr(raw_assets, "parsed_batches", kill_a_leader_then_read)
     try:
         assert pipeline.ingest().success
     finally:
-        monkeypatch.setattr(raw_assets, "spark_offsets", plan_read)
+        monkeypatch.setattr(raw_assets, "parsed_batches", read)
         ensure_cluster(secured, topics=())  # the killed broker again
     assert killed and broker_pid(killed[0].home) is not None
     assert_raw_holds_each_once(pipeline, events)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from medallion_assets.raw.offsets import raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource
@@ -155,6 +155,17 @@ def test_raw_offsets_from_file_statistics_or_columns(tmp_path):
     rows = pa.table({"kafka_partition": pa.array([0, 0], pa.int32()), "kafka_offset": [4, 9]})
     write_deltalake(no_stats, rows, configuration={"delta.dataSkippingNumIndexedCols": "0"})
     assert raw_next_offsets(DeltaTable(no_stats)) == {0: 10}
+
+
+@pytest.mark.fast
+def test_raw_offsets_from_the_commits_transactions_over_statistics(tmp_path):
+    """Raw commits record each Kafka partition's next offset; those win over files holding several partitions."""
+    both = str(tmp_path / "both")
+    rows = pa.table({"kafka_partition": pa.array([0, 1, 1], pa.int32()), "kafka_offset": [7, 3, 5]})
+    transactions = [Transaction("raw/t/0", 8), Transaction("raw/t/1", 9), Transaction("raw/other/0", 99)]
+    write_deltalake(both, rows, commit_properties=CommitProperties(app_transactions=transactions))
+    assert raw_next_offsets(DeltaTable(both), "t", [0, 1, 2]) == {0: 8, 1: 9}  # 1: records 6..8 were compacted away
+    assert raw_next_offsets(DeltaTable(both), "none", [0]) == {0: 8, 1: 6}  # no transactions: the columns
 
 
 # --------------------------------------------------------------------------- #

@@ -15,7 +15,7 @@ from medallion_assets.bronze.transform import duplicate_copies, flag, mark_dupli
 from medallion_assets.quality.checks import samples_by
 from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
 from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
-from medallion_assets.raw.parse import outside_partitions, outside_partitions_predicate
+from medallion_assets.raw.days import outside_partitions, outside_partitions_predicate
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import daily_report, gate, partition_dates, table_spec, tables_asset

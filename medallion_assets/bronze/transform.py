@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.quality.expectations import expectations_for, first_violation
-from medallion_assets.raw.parse import epoch_ms_to_timestamp
+from medallion_assets.raw.days import epoch_ms_to_timestamp
 from medallion_assets.tables import BRONZE
 
 DEDUP_KEY = ("userId", "sessionId", "itemInSession", "ts")

@@ -46,17 +46,14 @@ class Outcome:
         return self.failed / self.total if self.total else 0.0
 
 
-def sample_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+def sample_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts, long values cut."""
-    return [
-        {k: (str(v)[:SAMPLE_VALUE_CHARS] if v is not None else None) for k, v in row.asDict().items()}
-        for row in rows[:SAMPLE_ROWS]
-    ]
+    return [{k: (str(v)[:SAMPLE_VALUE_CHARS] if v is not None else None) for k, v in row.items()} for row in rows[:SAMPLE_ROWS]]
 
 
 def sample(df: DataFrame) -> list[dict[str, Any]]:
     """Up to five rows of a DataFrame (one small Spark job)."""
-    return sample_rows(df.limit(SAMPLE_ROWS).collect())
+    return sample_rows([row.asDict() for row in df.limit(SAMPLE_ROWS).collect()])
 
 
 def samples_by(df: DataFrame, keys: Sequence[str]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
@@ -66,7 +63,7 @@ def samples_by(df: DataFrame, keys: Sequence[str]) -> dict[tuple[Any, ...], list
     grouped: dict[tuple[Any, ...], list[Any]] = {}
     for row in ranked.where(F.col("_n") <= SAMPLE_ROWS).drop("_n").collect():
         grouped.setdefault(tuple(row[k] for k in keys), []).append(row)
-    return {key: sample_rows(rows) for key, rows in grouped.items()}
+    return {key: sample_rows([row.asDict() for row in rows]) for key, rows in grouped.items()}
 
 
 @dataclass(frozen=True)

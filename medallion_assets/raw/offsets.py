@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,14 +27,30 @@ class OffsetRange:
         return self.end - self.start
 
 
-def raw_next_offsets(table: DeltaTable | None) -> dict[int, int]:
-    """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only).
+def raw_app_id(physical_topic: str) -> str:
+    """The Delta transaction id of raw ingestion of one topic, per Kafka partition."""
+    return f"raw/{physical_topic}"
 
-    The files' statistics answer when every file holds one Kafka partition (the way raw is
-    written); otherwise only the two offset columns are read. A missing table (None) holds nothing.
+
+def partition_transactions(physical_topic: str, ranges: Sequence[OffsetRange]) -> dict[str, int]:
+    """What a raw commit of the ranges records per Kafka partition: the offset after the last record it holds."""
+    return {f"{raw_app_id(physical_topic)}/{r.partition}": r.end for r in ranges}
+
+
+def raw_next_offsets(table: DeltaTable | None, physical_topic: str | None = None, partitions: Iterable[int] = ()) -> dict[int, int]:
+    """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only, no scan).
+
+    Every raw commit records that offset per partition as a Delta transaction, in the same commit as
+    the records (partition_transactions), so it is exact under any crash. A table without them, as
+    one written before they were, answers from its files' statistics when every file holds one Kafka
+    partition; otherwise only the two offset columns are read. A missing table (None) holds nothing.
     """
     if table is None:
         return {}
+    if physical_topic is not None:
+        held = {p: table.transaction_version(f"{raw_app_id(physical_topic)}/{p}") for p in partitions}
+        if any(v is not None for v in held.values()):
+            return {p: v for p, v in held.items() if v is not None}
     stats = pa.table(table.get_add_actions(flatten=True))
     columns = ("min.kafka_partition", "max.kafka_partition", "max.kafka_offset")
     if stats.num_rows == 0:
@@ -63,21 +79,6 @@ def plan_ranges(watermarks: dict[int, tuple[int, int]], stored_next: dict[int, i
         start = max(held, low)
         ranges.append(OffsetRange(partition, start, max(start, high), expired=max(0, low - held)))
     return ranges
-
-
-def spark_offsets(topic: str, ranges: list[OffsetRange]) -> tuple[str, str]:
-    """startingOffsets and endingOffsets JSON for Spark's Kafka batch source."""
-    start = {topic: {str(r.partition): r.start for r in ranges}}
-    end = {topic: {str(r.partition): r.end for r in ranges}}
-    return json.dumps(start), json.dumps(end)
-
-
-def in_ranges(ranges: list[OffsetRange]) -> str:
-    """SQL predicate selecting the raw rows of the ranges (by kafka_partition and kafka_offset)."""
-    within = [
-        f"(kafka_partition = {r.partition} AND kafka_offset >= {r.start} AND kafka_offset < {r.end})" for r in ranges if r.count
-    ]
-    return " OR ".join(within) or "FALSE"
 
 
 def batch_tally(added: pa.Table | None) -> Counter[tuple[date | None, bool]]:

@@ -1,132 +1,144 @@
-"""Kafka records -> raw rows: one row per record, parsed fields typed, bad input explained.
+"""Kafka records -> raw rows, without a JVM: one row per record, parsed fields typed, bad input explained.
 
-A field whose JSON value does not fit its type is null and named in `parse_error`; the record
-keeps its day when `ts` itself is readable, so malformed rows reconcile per day.
+DuckDB parses each message once into its fields' JSON values; SQL then types them. A field whose
+JSON value does not fit its type is null and named in `parse_error`; the record keeps its day
+when `ts` itself is readable, so malformed rows reconcile per day.
+
+How a JSON value becomes a field of each type:
+- text: a string as is; a number or boolean as its JSON text; an object or array does not fit.
+- bigint: an integer, or a string holding one (surrounding spaces allowed), within 64 bits.
+- double: a number, or a string holding one or NaN / Infinity / INF (any case, signed); a number
+  beyond the double range does not fit.
+- boolean: true / false, or a string or number reading t, true, y, yes, 1 / f, false, n, no, 0.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from functools import reduce
+from collections.abc import Sequence
+from datetime import datetime, timezone
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import StringType
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from medallion_assets.orchestration.partitions import partition_bounds
-from medallion_assets.schemas import CORRUPT_RECORD_COLUMN, ddl, event_fields, wire_schema
+from medallion_assets.raw.days import MAX_EPOCH_MS, MIN_EPOCH_MS
+from medallion_assets.resources.kafka import RECORD_SCHEMA
+from medallion_assets.schemas import event_fields
+from medallion_assets.tables import RAW
 
-# Epoch-millisecond bounds that convert to a timestamp without overflow (years 1..9999).
-MIN_EPOCH_MS = -62135596800000
-MAX_EPOCH_MS = 253402300799999
-
-
-KAFKA_RECORD_SCHEMA = "topic string, partition int, offset long, timestamp timestamp, key binary, value binary"
-
-
-def empty_records(spark: SparkSession) -> DataFrame:
-    """No Kafka records, in the shape of Spark's Kafka source."""
-    return spark.createDataFrame([], KAFKA_RECORD_SCHEMA)
+_INTEGER = r"^\s*[+-]?[0-9]+\s*$"
+_DECIMAL = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+_SPECIAL_DOUBLES = ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
+_TRUE = ("t", "true", "y", "yes", "1")
+_FALSE = ("f", "false", "n", "no", "0")
 
 
-def epoch_ms_to_timestamp(column: Column) -> Column:
-    """Timestamp of epoch milliseconds; null when missing or out of the representable range."""
-    return F.when(column.between(MIN_EPOCH_MS, MAX_EPOCH_MS), F.timestamp_millis(column))
+def empty_records() -> pa.Table:
+    """No Kafka records."""
+    return RECORD_SCHEMA.empty_table()
 
 
-def batch_timestamp(anchor: Column, at: datetime) -> Column:
-    """`at` on every row, kept out of the code Spark generates for the query (`anchor`: a non-null string column).
+def as_text(values: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Bytes as text with invalid UTF-8 replaced (U+FFFD), and whether each was valid UTF-8 (null stays null)."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    try:
+        return values.cast(pa.string()), pc.is_valid(values)
+    except pa.ArrowInvalid:  # rare: find the records that are not UTF-8
+        raw = values.to_pylist()
+        valid = [None if v is None else _is_utf8(v) for v in raw]
+        text = [None if v is None else v.decode("utf-8", "replace") for v in raw]
+        return pa.array(text, pa.string()), pc.fill_null(pa.array(valid, pa.bool_()), True)
 
-    A timestamp literal, which current_timestamp() becomes, is spelled out in that code, so every
-    batch compiled new code that the JVM then compiled again: about 1.5 s per 1M records on a warm
-    session. A string literal is passed to the code by reference; joining the anchor's empty
-    prefix to it keeps Spark from folding the cast into a timestamp literal.
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _field_sql(name: str, sql_type: str) -> str:
+    """The typed value of one field from its JSON value as text, `_json."name"` (null when absent or JSON null).
+
+    Only a text that starts like an object or array is looked up again in the message, to tell a
+    nested value from a string such as "[Untitled]".
     """
-    return F.concat(F.lit(at.astimezone(timezone.utc).isoformat()), F.substring(anchor, 1, 0)).cast("timestamp")
+    text = f'_json."{name}"'
+    if sql_type == "string":
+        nested = f"json_type(_text, '$.{name}') IN ('OBJECT', 'ARRAY')"
+        return f"CASE WHEN (starts_with({text}, '{{') OR starts_with({text}, '[')) AND {nested} THEN NULL ELSE {text} END"
+    if sql_type == "bigint":
+        return f"CASE WHEN regexp_full_match({text}, '{_INTEGER}') THEN TRY_CAST({text} AS BIGINT) END"
+    if sql_type == "double":
+        number = f"TRY_CAST({text} AS DOUBLE)"
+        return (
+            f"CASE WHEN regexp_full_match({text}, '{_DECIMAL}') THEN CASE WHEN isfinite({number}) THEN {number} END"
+            f" WHEN lower(trim({text})) IN ({_quoted(_SPECIAL_DOUBLES)}) THEN {number} END"
+        )
+    if sql_type == "boolean":
+        word = f"lower(trim({text}))"
+        return f"CASE WHEN {word} IN ({_quoted(_TRUE)}) THEN true WHEN {word} IN ({_quoted(_FALSE)}) THEN false END"
+    raise ValueError(f"no JSON reading for {sql_type} field {name}")
 
 
-def _misfit(text: Column, typed: Column, is_text: bool) -> Column:
-    """Whether a field's JSON value does not fit the field's type."""
-    if is_text:
-        return text.startswith("{") | text.startswith("[")
-    return text.isNotNull() & typed.isNull()
-
-
-def parse_records(records: DataFrame, topic: str, ingested_at: datetime | None = None) -> DataFrame:
-    """One raw row per Kafka record (topic, partition, offset, timestamp, key, value bytes), stamped
-    `ingested_at` (default now)."""
-    fields = event_fields(topic)
-    text = F.col("value").cast("string")  # types by name: see schemas.ddl
-    parsed = records.select(
-        F.col("topic").alias("kafka_topic"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.make_valid_utf8(F.col("key").cast("string")).alias("kafka_key"),
-        F.make_valid_utf8(text).alias("value"),
-        F.when(~F.is_valid_utf8(text), F.col("value")).alias("value_bytes"),
-        F.is_valid_utf8(text).alias("_utf8"),
-        F.from_json(text, ddl(wire_schema(topic)), {"mode": "PERMISSIVE", "allowSingleQuotes": "false"}).alias("_json"),
+def _parse_sql(topic: str) -> str:
+    """The query turning `records` (with `_text`, `_utf8`) into the topic's typed fields and parse_error."""
+    fields = {name: dtype.simpleString() for name, dtype in event_fields(topic).items()}
+    struct = "{" + ", ".join(f'"{name}": "VARCHAR"' for name in fields) + "}"
+    typed = ",\n      ".join(f'{_field_sql(name, sql_type)} AS "{name}"' for name, sql_type in fields.items())
+    misfits = ", ".join(f"""CASE WHEN _json."{name}" IS NOT NULL AND "{name}" IS NULL THEN '{name}' END""" for name in fields)
+    return f"""
+SELECT * EXCLUDE (_empty, _utf8, _json, _misfits),
+  CASE WHEN _empty THEN 'empty message'
+       WHEN NOT _utf8 THEN 'not UTF-8'
+       WHEN _json IS NULL THEN 'invalid JSON object'
+       WHEN _misfits <> '' THEN 'wrong type: ' || _misfits END AS parse_error,
+  CASE WHEN ts BETWEEN {MIN_EPOCH_MS} AND {MAX_EPOCH_MS} THEN CAST(epoch_ms(ts) AS DATE) END AS event_date
+FROM (
+  SELECT *, concat_ws(',', {misfits}) AS _misfits
+  FROM (
+    SELECT _offset, _empty, _utf8, _json,
+      {typed}
+    FROM (
+      SELECT _offset, _empty, _utf8, _text,
+        CASE WHEN _utf8 AND starts_with(ltrim(_text), '{{') THEN TRY(json_transform(_text, '{struct}')) END AS _json
+      FROM records
     )
-    readable = F.col("_utf8") & F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNull()
-    typed = {name: F.when(readable, F.col(f"_json.{name}").try_cast(dtype.simpleString())) for name, dtype in fields.items()}
-    misfits = {name: _misfit(F.col(f"_json.{name}"), typed[name], isinstance(dtype, StringType)) for name, dtype in fields.items()}
-    # The wrong fields are named inside a higher-order function, which Spark evaluates without
-    # generating code for it, and only for a record with a misfit. Named inline, they made the
-    # generated projection slower for every record (about 3 s of 15 per 570k page views).
-    named = F.array(*[F.when(bad, F.lit(name)) for name, bad in misfits.items()])
-    wrong = F.array_join(F.filter(named, lambda name: name.isNotNull()), ",")
-    parse_error = (
-        F.when(F.col("value").isNull(), F.lit("empty message"))
-        .when(~F.col("_utf8"), F.lit("not UTF-8"))
-        .when(F.col(f"_json.{CORRUPT_RECORD_COLUMN}").isNotNull(), F.lit("invalid JSON object"))
-        .when(reduce(Column.__or__, misfits.values()), F.concat(F.lit("wrong type: "), wrong))
+  )
+)
+"""
+
+
+def parse_records(records: pa.Table, topic: str, ingested_at: datetime | None = None) -> pa.Table:
+    """One raw row per Kafka record (RECORD_SCHEMA), stamped `ingested_at` (default now), in raw's schema."""
+    value, utf8 = as_text(records["value"])
+    key, _ = as_text(records["key"])
+    frame = pa.table(
+        {"_offset": records["offset"], "_empty": pc.is_null(records["value"]), "_text": value, "_utf8": utf8}
     )
-    event_ts = epoch_ms_to_timestamp(typed["ts"])
-    return parsed.select(
-        "kafka_topic",
-        "kafka_partition",
-        "kafka_offset",
-        "kafka_timestamp",
-        "kafka_key",
-        "value",
-        "value_bytes",
-        *[column.alias(name) for name, column in typed.items()],
-        parse_error.alias("parse_error"),
-        F.to_date(event_ts).alias("event_date"),
-        batch_timestamp(F.col("kafka_topic"), ingested_at or datetime.now(timezone.utc)).alias("ingestion_timestamp"),
-    )
-
-
-MALFORMED_WITHOUT_DAY = "malformed without a day"
-NO_READABLE_TS = "no readable ts"
-
-
-def outside_reason(day: date | None, malformed: bool) -> str | None:
-    """Why a record with this day is processed by no daily partition, or None when one processes it."""
-    first, last = partition_bounds()
-    if day is None:
-        return MALFORMED_WITHOUT_DAY if malformed else NO_READABLE_TS
-    if day < first:
-        return f"before {first}"
-    if day > last:
-        return f"after {last}"
-    return None
-
-
-def outside_partitions(raw: DataFrame) -> DataFrame:
-    """Raw rows no daily partition processes, with a `reason` (the one `outside_reason` gives)."""
-    first, last = partition_bounds()
-    reason = (
-        F.when(F.col("event_date").isNull() & F.col("parse_error").isNotNull(), F.lit(MALFORMED_WITHOUT_DAY))
-        .when(F.col("event_date").isNull(), F.lit(NO_READABLE_TS))
-        .when(F.col("event_date") < F.lit(first), F.lit(f"before {first}"))
-        .otherwise(F.lit(f"after {last}"))
-    )
-    return raw.where(F.col("event_date").isNull() | ~F.col("event_date").between(first, last)).withColumn("reason", reason)
-
-
-def outside_partitions_predicate() -> str:
-    """SQL predicate on event_date selecting what `outside_partitions` returns."""
-    first, last = partition_bounds()
-    return f"event_date IS NULL OR event_date < '{first}' OR event_date > '{last}'"
+    with duckdb.connect(config={"preserve_insertion_order": True}) as con:  # rows stay in record order
+        con.register("records", frame)
+        fields = con.sql(_parse_sql(topic)).to_arrow_table()
+    if not fields["_offset"].equals(records["offset"]):
+        raise RuntimeError("the parsed rows came back in another order than the records")
+    at = (ingested_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    schema = RAW[topic].arrow_schema()
+    columns = {
+        "kafka_topic": records["topic"],
+        "kafka_partition": records["partition"],
+        "kafka_offset": records["offset"],
+        "kafka_timestamp": records["timestamp"],
+        "kafka_key": key,
+        "value": value,
+        "value_bytes": pc.if_else(utf8, pa.scalar(None, pa.binary()), records["value"]),
+        **{name: fields[name] for name in event_fields(topic)},
+        "parse_error": fields["parse_error"],
+        "event_date": fields["event_date"],
+        "ingestion_timestamp": pa.array([at] * records.num_rows, pa.timestamp("us", tz="UTC")),
+    }
+    return pa.table([columns[f.name] for f in schema], schema=schema)

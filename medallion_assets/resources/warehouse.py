@@ -13,7 +13,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataValue, TableColumn, TableSchema, get_dagster_logger
 from delta import exceptions as delta_exceptions
+from deltalake import CommitProperties, Transaction, write_deltalake
 from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
@@ -382,19 +383,24 @@ class WarehouseResource(ConfigurableResource):
         retry_on_conflict(table, lambda: writer.save(self.uri(table)))
         return self._commit(table, token, df)
 
-    def append_once(self, table: Table, df: DataFrame, app_id: str, version: int) -> Commit:
-        """Append in one commit; Delta skips a repeat of the same (app_id, version) transaction."""
+    def append_once(self, table: Table, data: pa.RecordBatchReader, transactions: Mapping[str, int]) -> Commit:
+        """Append Arrow data by day in one commit with delta-rs (no JVM) that records the transactions
+        (app id -> version), once: a table already holding every one of them, or later versions, is left as it is."""
+        delta = self.delta_rs(table)
+        if delta is not None and all((delta.transaction_version(app) or -1) >= v for app, v in transactions.items()):
+            return self.unchanged(table)
         token = self._token()
-        writer = (
-            self._writer(table, df)
-            .mode("append")
-            .partitionBy(self._day_column(table))
-            .option("txnAppId", app_id)
-            .option("txnVersion", version)
-            .option("userMetadata", token)
+        write_deltalake(
+            delta if delta is not None else delta_rs_uri(self.uri(table)),
+            data,
+            partition_by=[self._day_column(table)],
+            mode="append",
+            storage_options=self.storage_options() or None,
+            # a write that creates the table keeps file statistics to the table's stats columns, as Spark's writes do
+            configuration=None if delta is not None or not table.stats_columns else {STATS_COLUMNS: ",".join(table.stats_columns)},
+            commit_properties=CommitProperties(custom_metadata={"userMetadata": token}, app_transactions=[Transaction(app, v) for app, v in transactions.items()]),
         )
-        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
-        return self._commit(table, token, df)
+        return self._commit(table, token, None)
 
     def merge(
         self, table: Table, source: DataFrame, on: Sequence[str], update_when: str | None = None, delete_marker: str | None = None
@@ -455,7 +461,7 @@ class WarehouseResource(ConfigurableResource):
         if delta is not None and token is not None:
             entry = next((c for c in delta.history(HISTORY_DEPTH) if c.get("userMetadata") == token), None)
         metrics = (entry or {}).get("operationMetrics") or {}
-        rows = metrics.get("numOutputRows") or 0
+        rows = metrics.get("numOutputRows") or metrics.get("num_added_rows") or 0  # Spark, delta-rs
         return Commit(
             table=table,
             uri=self.uri(table),

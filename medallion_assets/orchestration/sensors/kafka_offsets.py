@@ -87,7 +87,8 @@ def topic_lags(kafka: KafkaResource, warehouse: WarehouseResource, timeout_s: fl
     offsets = kafka.topic_watermarks(TOPICS, timeout_s)
     lags = []
     for topic in TOPICS:
-        ranges = plan_ranges(offsets[topic], raw_next_offsets(warehouse.delta_rs(RAW[topic])))
+        held = raw_next_offsets(warehouse.delta_rs(RAW[topic]), kafka.topic(topic), offsets[topic])
+        ranges = plan_ranges(offsets[topic], held)
         lags.append(TopicLag(topic, kafka.topic(topic), {r.partition: (r.start, r.end) for r in ranges}))
     return lags
 
