@@ -4,6 +4,7 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from confluent_kafka import KafkaException
 
 from medallion_assets.raw.parse import parse_records
 from medallion_assets_tests.events import event, records
@@ -102,3 +103,36 @@ def test_a_batch_is_stamped_with_its_ingestion_time():
     now = parsed("auth_events", values[:1])[0]["ingestion_timestamp"]
     assert abs(now - datetime.now(timezone.utc)) < timedelta(minutes=1)
 
+
+
+def test_prefetching_keeps_order_and_raises_the_readers_error():
+    from medallion_assets.raw.assets import prefetched
+
+    def failing():
+        yield from range(5)
+        raise KafkaException("broker gone")
+
+    assert list(prefetched(iter(range(10)))) == list(range(10))
+    got = []
+    with pytest.raises(KafkaException, match="broker gone"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == list(range(5))
+
+
+def test_a_writer_that_stops_early_stops_the_reader():
+    from medallion_assets.raw.assets import prefetched
+
+    read = []
+
+    def endless():
+        n = 0
+        while True:
+            read.append(n)
+            yield n
+            n += 1
+
+    items = prefetched(endless(), depth=2)
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()  # joins the reader thread
+    assert len(read) <= 3 + 2 + 1

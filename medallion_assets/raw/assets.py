@@ -72,6 +72,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
         batches = parsed_batches(kafka, topic, ranges, datetime.now(timezone.utc), examples)
         # One pass from Kafka to Delta; what the batch held per day comes from the commit's file statistics.
         commit = warehouse.append_once(table, batches, partition_transactions(physical, ranges))
+        base["records_ingested"] = commit.rows_written  # 0 when a run before this one committed the ranges already
         tally = batch_tally(warehouse.added_files(commit))
         outside = Counter()
         for (day, malformed), n in tally.items():

@@ -1,6 +1,6 @@
 """Kafka records -> raw rows, without a JVM: one row per record, parsed fields typed, bad input explained.
 
-DuckDB parses each message once into its fields' JSON values; SQL then types them. A field whose
+DuckDB parses each message once into its fields as text; SQL then types them. A field whose
 JSON value does not fit its type is null and named in `parse_error`; the record keeps its day
 when `ts` itself is readable, so malformed rows reconcile per day.
 
@@ -10,6 +10,9 @@ How a JSON value becomes a field of each type:
 - double: a number, or a string holding one or NaN / Infinity / INF (any case, signed); a number
   beyond the double range does not fit.
 - boolean: true / false, or a string or number reading t, true, y, yes, 1 / f, false, n, no, 0.
+
+DuckDB reads JSON a little more leniently than the standard: a trailing comma, or a bare NaN or
+Infinity, still makes a well-formed message. Of a key given twice, the first value counts.
 """
 
 from __future__ import annotations
