@@ -156,7 +156,7 @@ class KafkaResource(ConfigurableResource):
         """(low, high) watermark per partition of a logical topic."""
         return self.topic_watermarks([name])[name]
 
-    def read_records(self, name: str, ranges: Mapping[int, tuple[int, int]], chunk_rows: int = 200_000) -> Iterator[pa.Table]:
+    def read_records(self, name: str, ranges: Mapping[int, tuple[int, int]], chunk_rows: int = 100_000) -> Iterator[pa.Table]:
         """The records of a logical topic in [start, end) per partition, in offset order per partition, as
         Arrow tables (RECORD_SCHEMA) of at most `chunk_rows` rows, read with librdkafka (no JVM).
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -187,8 +188,9 @@ def build_session(
         builder = SparkSession.builder.remote(remote)
         conf = {k: v for k, v in conf.items() if k.startswith(SESSION_SETTINGS) and k not in SERVER_SETTINGS}
     else:
-        if master.startswith("local"):  # a local driver listens on loopback only
+        if master.startswith("local"):  # a local driver listens on loopback only, its Python workers run its interpreter
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
         conf = StartupCache.of(conf).applied(conf)
     for key, value in conf.items():
