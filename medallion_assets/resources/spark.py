@@ -56,7 +56,7 @@ BASE_CONF: dict[str, str] = {
     "spark.databricks.delta.stats.collect.using.tableSchema": "false",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     # PySpark otherwise records the Python call site of every Column function for error messages,
-    # five round trips to the JVM each: a third of a small raw step was spent building its columns.
+    # five round trips to the JVM each: a third of a small step was spent building its columns.
     # Static: a Spark Connect server takes it from this conf when it starts, not from its clients.
     "spark.python.sql.dataFrameDebugging.enabled": "false",
     # The parallel collector: a run is a batch job that wants throughput, not short pauses (the JVM's
