@@ -54,8 +54,7 @@ def parse_in_worker(topic: str, batches: Iterator[pa.RecordBatch]) -> Iterator[p
     """Raw rows of the records of Spark's Kafka source, a batch at a time."""
     at = datetime.now(timezone.utc)
     for batch in batches:
-        columns = [batch.column(name) for name in RECORD_SCHEMA.names]
-        columns[3] = pc.cast(columns[3], RECORD_SCHEMA.field("timestamp").type)
+        columns = [pc.cast(batch.column(f.name), f.type) for f in RECORD_SCHEMA]  # Spark's timestamps carry the session zone
         yield from parse_records(pa.Table.from_arrays(columns, schema=RECORD_SCHEMA), topic, at).to_batches()
 
 
@@ -97,7 +96,7 @@ class Baseline:
         for topic in TOPICS:
             records = self.kafka.read_batch(self.spark, topic)
             (
-                records.mapInArrow(partial(parse_in_worker, topic), ", ".join(f"`{c.name}` {c.type}" for c in t.RAW[topic].columns))
+                records.mapInArrow(partial(parse_in_worker, topic), t.RAW[topic].ddl())
                 .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(t.RAW[topic]))
             )
 

@@ -8,7 +8,6 @@ from pyspark.sql.types import (
     DoubleType,
     LongType,
     StringType,
-    StructField,
     StructType,
 )
 
@@ -64,9 +63,6 @@ TOPIC_EXTRA_FIELDS: dict[str, dict[str, DataType]] = {
 
 assert set(TOPIC_EXTRA_FIELDS) == set(TOPICS), "every topic of medallion_assets.topics has its fields here"
 
-CORRUPT_RECORD_COLUMN = "_corrupt_record"
-
-
 def event_fields(topic: str) -> dict[str, DataType]:
     """Typed fields of one topic's events, common fields first."""
     return {**COMMON_EVENT_FIELDS, **TOPIC_EXTRA_FIELDS[topic]}
@@ -77,12 +73,6 @@ def ddl(schema: StructType) -> str:
     explicit collation that Delta then records as `string collate UTF8_BINARY`, which delta-rs,
     Polars and DuckDB cannot read; a type named in text stays plain `string`."""
     return ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields)
-
-
-def wire_schema(topic: str) -> StructType:
-    """JSON read schema for a topic: every field as text, plus the corrupt-record column."""
-    fields = [StructField(name, StringType()) for name in event_fields(topic)]
-    return StructType(fields + [StructField(CORRUPT_RECORD_COLUMN, StringType())])
 
 
 SONGS_CSV_COLUMNS: tuple[str, ...] = (

@@ -142,6 +142,10 @@ class Table:
         """Names of the columns, in table order."""
         return tuple(c.name for c in self.columns)
 
+    def ddl(self) -> str:
+        """The columns as Spark DDL text (types by name, see schemas.ddl)."""
+        return ", ".join(f"`{c.name}` {c.type}" for c in self.columns)
+
     def arrow_schema(self) -> pa.Schema:
         """The columns as Arrow types, as a JVM-free writer writes them (timestamps in UTC microseconds)."""
         return pa.schema([(c.name, ARROW_TYPES[c.type]) for c in self.columns])

@@ -12,7 +12,6 @@ from queue import Full, Queue
 from typing import TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -22,10 +21,10 @@ from dagster import (
     RetryPolicy,
 )
 
-from medallion_assets.orchestration.partitions import EVENT_DATES, partition_bounds
+from medallion_assets.orchestration.partitions import EVENT_DATES
 from medallion_assets.quality.checks import SAMPLE_ROWS, Outcome, sample_rows
 from medallion_assets.quality.integrity import RECORDS_OUTSIDE_PARTITIONS
-from medallion_assets.raw.days import outside_reason
+from medallion_assets.raw.days import outside_reason, outside_rows
 from medallion_assets.raw.offsets import OffsetRange, batch_tally, partition_transactions, plan_ranges, raw_next_offsets
 from medallion_assets.raw.parse import empty_records, parse_records
 from medallion_assets.resources.kafka import KafkaResource
@@ -156,14 +155,6 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         producer.join()
-
-
-def outside_rows(rows: pa.Table) -> pa.Table:
-    """Raw rows no daily partition processes."""
-    first, last = partition_bounds()
-    day = rows["event_date"]
-    outside = pc.or_kleene(pc.is_null(day), pc.or_kleene(pc.less(day, pa.scalar(first)), pc.greater(day, pa.scalar(last))))
-    return rows.filter(pc.fill_null(outside, True))
 
 
 def outside_examples(examples: list[pa.Table]) -> list[dict[str, object]]:

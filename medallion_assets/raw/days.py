@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -44,6 +46,14 @@ def outside_partitions(raw: DataFrame) -> DataFrame:
         .otherwise(F.lit(f"after {last}"))
     )
     return raw.where(F.col("event_date").isNull() | ~F.col("event_date").between(first, last)).withColumn("reason", reason)
+
+
+def outside_rows(rows: pa.Table) -> pa.Table:
+    """Raw rows (Arrow) no daily partition processes: what `outside_partitions` selects."""
+    first, last = partition_bounds()
+    day = rows["event_date"]
+    outside = pc.or_kleene(pc.is_null(day), pc.or_kleene(pc.less(day, pa.scalar(first)), pc.greater(day, pa.scalar(last))))
+    return rows.filter(pc.fill_null(outside, True))
 
 
 def outside_partitions_predicate() -> str:

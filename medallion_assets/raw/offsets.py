@@ -27,14 +27,14 @@ class OffsetRange:
         return self.end - self.start
 
 
-def raw_app_id(physical_topic: str) -> str:
-    """The Delta transaction id of raw ingestion of one topic, per Kafka partition."""
-    return f"raw/{physical_topic}"
+def partition_app_id(physical_topic: str, partition: int) -> str:
+    """The Delta transaction id under which raw records how far it holds one Kafka partition."""
+    return f"raw/{physical_topic}/{partition}"
 
 
 def partition_transactions(physical_topic: str, ranges: Sequence[OffsetRange]) -> dict[str, int]:
     """What a raw commit of the ranges records per Kafka partition: the offset after the last record it holds."""
-    return {f"{raw_app_id(physical_topic)}/{r.partition}": r.end for r in ranges}
+    return {partition_app_id(physical_topic, r.partition): r.end for r in ranges}
 
 
 def raw_next_offsets(table: DeltaTable | None, physical_topic: str | None = None, partitions: Iterable[int] = ()) -> dict[int, int]:
@@ -48,7 +48,7 @@ def raw_next_offsets(table: DeltaTable | None, physical_topic: str | None = None
     if table is None:
         return {}
     if physical_topic is not None:
-        held = {p: table.transaction_version(f"{raw_app_id(physical_topic)}/{p}") for p in partitions}
+        held = {p: table.transaction_version(partition_app_id(physical_topic, p)) for p in partitions}
         if any(v is not None for v in held.values()):
             return {p: v for p, v in held.items() if v is not None}
     stats = pa.table(table.get_add_actions(flatten=True))

@@ -142,6 +142,6 @@ def parse_records(records: pa.Table, topic: str, ingested_at: datetime | None = 
         **{name: fields[name] for name in event_fields(topic)},
         "parse_error": fields["parse_error"],
         "event_date": fields["event_date"],
-        "ingestion_timestamp": pa.array([at] * records.num_rows, pa.timestamp("us", tz="UTC")),
+        "ingestion_timestamp": pa.repeat(pa.scalar(at, schema.field("ingestion_timestamp").type), records.num_rows),
     }
     return pa.table([columns[f.name] for f in schema], schema=schema)

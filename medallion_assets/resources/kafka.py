@@ -54,7 +54,7 @@ def record_table(topic: str, messages: Sequence[Message]) -> pa.Table:
     millis = pa.array([m.timestamp()[1] for m in messages], pa.int64())
     return pa.table(
         [
-            pa.array([topic] * len(messages), pa.string()),
+            pa.repeat(pa.scalar(topic, pa.string()), len(messages)),
             pa.array([m.partition() for m in messages], pa.int32()),
             pa.array([m.offset() for m in messages], pa.int64()),
             millis.cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC")),
