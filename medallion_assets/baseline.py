@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -33,9 +33,9 @@ from medallion_assets.gold.facts import build_fact_stream, build_wide_fact
 from medallion_assets.gold.summaries import artist_popularity, daily_location_summary, daily_user_summary
 from medallion_assets.orchestration.partitions import daily_partitions
 from medallion_assets.quality.expectations import expectations_for, first_violation
-from medallion_assets.raw.parse import parse_records
+from medallion_assets.raw.parse import parse_record_batches
 from medallion_assets.reference import read_reference_csv, well_formed
-from medallion_assets.resources.kafka import RECORD_SCHEMA, KafkaResource
+from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.spark import SparkResource
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.silver.dim_datetime import build_dim_datetime
@@ -48,14 +48,6 @@ from medallion_assets.tables import Table
 LAYERS: tuple[str, ...] = ("raw", "bronze", "silver", "gold")
 # The tables the baseline writes: every table of the pipeline except bronze/quarantine.
 TABLES: tuple[Table, ...] = tuple(table for table in t.ALL_TABLES if table != t.QUARANTINE)
-
-
-def parse_in_worker(topic: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Raw rows of the records of Spark's Kafka source, a batch at a time."""
-    at = datetime.now(timezone.utc)
-    for batch in batches:
-        columns = [pc.cast(batch.column(f.name), f.type) for f in RECORD_SCHEMA]  # Spark's timestamps carry the session zone
-        yield from parse_records(pa.Table.from_arrays(columns, schema=RECORD_SCHEMA), topic, at).to_batches()
 
 
 class Baseline:
@@ -96,7 +88,7 @@ class Baseline:
         for topic in TOPICS:
             records = self.kafka.read_batch(self.spark, topic)
             (
-                records.mapInArrow(partial(parse_in_worker, topic), t.RAW[topic].ddl())
+                records.mapInArrow(partial(parse_record_batches, topic, datetime.now(timezone.utc)), t.RAW[topic].ddl())
                 .write.format("delta").mode("overwrite").partitionBy("event_date").save(self.uri(t.RAW[topic]))
             )
 

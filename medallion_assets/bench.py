@@ -47,7 +47,7 @@ from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.kafka import KafkaResource
-from medallion_assets.resources.spark import SparkResource
+from medallion_assets.resources.spark import SparkResource, spark_context
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import INFO_LOGS, days_run, medallion_job_with
 from medallion_assets.tables import ARTIST_POPULARITY, DAILY_LOCATION_SUMMARY, DAILY_USER_SUMMARY, FACT_STREAM, WIDE_FACT
@@ -145,14 +145,6 @@ def delete_topics(settings: dict[str, str], names: Sequence[str]) -> None:
 
 
 # -- Spark jobs per step ---------------------------------------------------------------------------
-
-
-def spark_context(spark: SparkSession) -> SparkContext | None:
-    """The session's SparkContext, or None with Spark Connect (the client has none)."""
-    try:
-        return spark.sparkContext
-    except Exception:  # Spark Connect raises on sparkContext
-        return None
 
 
 @dataclass

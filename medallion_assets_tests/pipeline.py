@@ -6,7 +6,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class LivePipeline:
     root: Path
     instance: DagsterInstance
     records_per_read_task: int | None = None  # None: the Kafka resource's default
+    raw_engine: str | None = None  # None: the Kafka resource's default (auto)
 
     @classmethod
     def create(cls, bootstrap: str, root: Path, records_per_read_task: int | None = None) -> LivePipeline:
@@ -63,6 +64,7 @@ class LivePipeline:
                 bootstrap_servers=self.bootstrap,
                 topic_prefix=self.prefix,
                 **({"records_per_read_task": self.records_per_read_task} if self.records_per_read_task else {}),
+                **({"raw_engine": self.raw_engine} if self.raw_engine else {}),
             ),
             "warehouse": WarehouseResource(root=str(self.root)),
         }
@@ -82,6 +84,10 @@ class LivePipeline:
         """Write events (topic names without prefix are prefixed) to the broker."""
         prefixed = [e if e.topic.startswith(self.prefix) else e._replace(topic=self.prefix + e.topic) for e in events]
         write_kafka(prefixed, client_settings(self.bootstrap), progress=False)
+
+    def on_engine(self, raw_engine: str) -> LivePipeline:
+        """This pipeline (same topics, warehouse and run history) ingesting on another raw engine."""
+        return replace(self, raw_engine=raw_engine)
 
     def ingest(self) -> ExecuteInProcessResult:
         """One run of the raw assets."""

@@ -10,6 +10,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable
 
 from medallion_assets.generator import GeneratorConfig, generate
@@ -28,14 +29,15 @@ def wait_for(marker: Path, process: subprocess.Popen, timeout_s: float = 600) ->
         time.sleep(0.2)
 
 
-def test_kill_inside_the_write_before_its_commit_then_rerun_leaves_each_record_once(kafka_bootstrap, spark, tmp_path):
-    pipeline = LivePipeline.create(kafka_bootstrap, tmp_path / "warehouse")
+@pytest.mark.parametrize("engine", ["arrow", "spark"])
+def test_kill_inside_the_write_before_its_commit_then_rerun_leaves_each_record_once(kafka_bootstrap, spark, tmp_path, engine):
+    pipeline = LivePipeline.create(kafka_bootstrap, tmp_path / "warehouse").on_engine(engine)
     config = GeneratorConfig(users=40, days=2, start_date=date(2024, 8, 1), seed=9)
     listens = [e for e in generate(config) if e.topic == "listen_events"]
     pipeline.produce(listens)
     marker = tmp_path / "holding"
-    command = [sys.executable, "-m", "medallion_assets_tests.hold_before_commit", str(marker)]
-    env = pipeline.cli_env(tmp_path / "home")
+    command = [sys.executable, "-m", "medallion_assets_tests.hold_before_commit", str(marker), engine]
+    env = {**pipeline.cli_env(tmp_path / "home"), "MEDALLION_RAW_ENGINE": engine}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(marker, process)
@@ -45,7 +47,9 @@ def test_kill_inside_the_write_before_its_commit_then_rerun_leaves_each_record_o
     table_dir = pipeline.root / LISTENS.path
     assert not list((table_dir / "_delta_log").glob("*.json")), "the killed run made no commit"
 
-    assert pipeline.ingest().success
+    [metadata] = [e.step_materialization_data.materialization.metadata for e in pipeline.ingest().get_asset_materialization_events()
+                  if e.asset_key == LISTENS.asset_key]
+    assert metadata["raw_engine"].value == engine and metadata["records_ingested"].value == len(listens)
     raw = spark.read.format("delta").load(pipeline.uri(LISTENS))
     assert raw.count() == len(listens)
     assert raw.select("kafka_partition", "kafka_offset").distinct().count() == len(listens)

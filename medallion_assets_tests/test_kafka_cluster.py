@@ -27,7 +27,7 @@ from medallion_assets.dev.kafka_local import Cluster, Node, broker_pid, ensure_c
 from medallion_assets.generator import Event, GeneratorConfig, generate
 from medallion_assets.orchestration.jobs import ingest_job
 from medallion_assets.orchestration.sensors.kafka_offsets import KafkaSensorSettings, kafka_offsets_sensor
-from medallion_assets.raw import assets as raw_assets
+from medallion_assets.raw import engines as raw_engines
 from medallion_assets.resources import kafka as kafka_resource
 from medallion_assets.tables import RAW
 from medallion_assets.topics import TOPICS, client_settings, environment_lines, replication_for
@@ -109,7 +109,7 @@ def run_ingest_job(pipeline: LivePipeline, tags: dict[str, str]):
 def test_a_broker_killed_while_raw_ingests_leaves_every_record_in_raw_once(pipeline, secured, spark, monkeypatch):
     events = produced(pipeline)
     settings = secured.settings()
-    read = raw_assets.parsed_batches
+    read = raw_engines.parsed_batches
     killed: list[Node] = []
 
     def kill_a_leader_then_read(kafka, topic, *args):  # noqa: ANN001, ANN002
@@ -120,11 +120,11 @@ def test_a_broker_killed_while_raw_ingests_leaves_every_record_in_raw_once(pipel
             killed.append(node)
         return read(kafka, topic, *args)
 
-    monkeypatch.setattr(raw_assets, "parsed_batches", kill_a_leader_then_read)
+    monkeypatch.setattr(raw_engines, "parsed_batches", kill_a_leader_then_read)
     try:
         assert pipeline.ingest().success
     finally:
-        monkeypatch.setattr(raw_assets, "parsed_batches", read)
+        monkeypatch.setattr(raw_engines, "parsed_batches", read)
         ensure_cluster(secured, topics=())  # the killed broker again
     assert killed and broker_pid(killed[0].home) is not None
     assert_raw_holds_each_once(pipeline, events)

@@ -108,7 +108,7 @@ def test_a_batch_is_stamped_with_its_ingestion_time():
 
 
 def test_prefetching_keeps_order_and_raises_the_readers_error():
-    from medallion_assets.raw.assets import prefetched
+    from medallion_assets.raw.engines import prefetched
 
     def failing():
         yield from range(5)
@@ -123,7 +123,7 @@ def test_prefetching_keeps_order_and_raises_the_readers_error():
 
 
 def test_a_writer_that_stops_early_stops_the_reader():
-    from medallion_assets.raw.assets import prefetched
+    from medallion_assets.raw.engines import prefetched
 
     read = []
 

@@ -37,6 +37,12 @@ def partition_transactions(physical_topic: str, ranges: Sequence[OffsetRange]) -
     return {partition_app_id(physical_topic, r.partition): r.end for r in ranges}
 
 
+def in_ranges(ranges: Sequence[OffsetRange]) -> str:
+    """SQL predicate selecting the raw rows of the ranges (by kafka_partition and kafka_offset)."""
+    within = [f"(kafka_partition = {r.partition} AND kafka_offset >= {r.start} AND kafka_offset < {r.end})" for r in ranges if r.count]
+    return " OR ".join(within) or "FALSE"
+
+
 def raw_next_offsets(table: DeltaTable | None, physical_topic: str | None = None, partitions: Iterable[int] = ()) -> dict[int, int]:
     """Per Kafka partition, the offset after the highest one the raw table holds (delta-rs only, no scan).
 

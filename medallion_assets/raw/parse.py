@@ -17,7 +17,7 @@ Infinity, still makes a well-formed message. Of a key given twice, the first val
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
 import duckdb
@@ -145,3 +145,10 @@ def parse_records(records: pa.Table, topic: str, ingested_at: datetime | None = 
         "ingestion_timestamp": pa.repeat(pa.scalar(at, schema.field("ingestion_timestamp").type), records.num_rows),
     }
     return pa.table([columns[f.name] for f in schema], schema=schema)
+
+
+def parse_record_batches(topic: str, ingested_at: datetime, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Raw rows of the records of Spark's Kafka source, a batch at a time (`mapInArrow` in Spark's Python workers)."""
+    for batch in batches:
+        columns = [pc.cast(batch.column(f.name), f.type) for f in RECORD_SCHEMA]  # Spark's timestamps carry the session zone
+        yield from parse_records(pa.Table.from_arrays(columns, schema=RECORD_SCHEMA), topic, ingested_at).to_batches()

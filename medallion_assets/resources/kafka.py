@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -9,11 +10,15 @@ from typing import Literal
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.topics import DEFAULT_BOOTSTRAP, client_settings, jaas_config, physical_topic
+
+RAW_ENGINE_ENV = "MEDALLION_RAW_ENGINE"
+RawEngine = Literal["arrow", "spark"]
+RAW_ENGINES: tuple[str, ...] = ("auto", "arrow", "spark")
 
 # librdkafka reports every failed connection attempt; callers report the outcome once instead.
 _QUIET = logging.getLogger("medallion_assets.kafka_client")
@@ -131,6 +136,21 @@ class KafkaResource(ConfigurableResource):
         description="Most records one Spark task of a batch read takes: a backlog is split so it spreads evenly over "
         "the cores (three partitions on two cores would leave one alone at the end).",
     )
+    raw_engine: str | None = Field(
+        default=None,
+        description=f"Where raw ingestion runs; env {RAW_ENGINE_ENV}, default auto: `arrow` (librdkafka, DuckDB and "
+        "delta-rs in the run's process) when Spark is local, `spark` (Spark's Kafka source and Delta writer on the "
+        "executors) when Spark is a cluster or Spark Connect.",
+    )
+
+    def engine(self, spark_is_local: bool) -> RawEngine:
+        """The engine raw ingestion runs on, given whether Spark runs in this process (local[*])."""
+        chosen = self.raw_engine or EnvVar(RAW_ENGINE_ENV).get_value(default="auto") or "auto"
+        if chosen not in RAW_ENGINES:
+            raise ValueError(f"raw_engine (env {RAW_ENGINE_ENV})={chosen!r} is not a raw engine: use one of {', '.join(RAW_ENGINES)}")
+        if chosen == "auto":
+            return "arrow" if spark_is_local else "spark"
+        return chosen  # type: ignore[return-value]
 
     def topic(self, name: str) -> str:
         """Physical topic name of a logical topic."""
@@ -203,13 +223,18 @@ class KafkaResource(ConfigurableResource):
         finally:
             consumer.close()
 
-    def read_batch(self, session: SparkSession, name: str, starting: str = "earliest", ending: str = "latest") -> DataFrame:
+    def read_batch(
+        self, session: SparkSession, name: str, starting: str = "earliest", ending: str = "latest", partitions: Sequence[int] = ()
+    ) -> DataFrame:
         """The records of a logical topic from `starting` to `ending` (offsets JSON, or earliest/latest), read
-        with Spark's Kafka batch source: one row per record (the plain-PySpark baseline's read)."""
+        with Spark's Kafka batch source: one row per record, in read tasks of at most records_per_read_task
+        records. Only the given partitions when there are some (their offsets alone in the JSON)."""
+        topic = self.topic(name)
+        subscription = ("assign", json.dumps({topic: list(partitions)})) if partitions else ("subscribe", topic)
         return (
             session.read.format("kafka")
             .options(**spark_kafka_options(self.settings()))
-            .option("subscribe", self.topic(name))
+            .option(*subscription)
             .option("startingOffsets", starting)
             .option("endingOffsets", ending)
             .option("minPartitions", session.conf.get("spark.sql.shuffle.partitions"))

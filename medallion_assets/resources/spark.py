@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import shutil
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -17,6 +18,7 @@ from typing import Any
 import pyspark
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from medallion_assets.paths import REPO_ROOT, file_lock
@@ -202,6 +204,53 @@ def build_session(
     return session
 
 
+def spark_context(session: SparkSession) -> SparkContext | None:
+    """The session's SparkContext, or None with Spark Connect (the client has none)."""
+    try:
+        return session.sparkContext
+    except Exception:  # Spark Connect raises on sparkContext
+        return None
+
+
+@dataclass
+class JobCount:
+    """The Spark jobs launched under one job group since `start`: the calling thread's group when it has
+    one (someone counts the whole step already), else a group of its own. Job groups are per thread, so
+    a worker thread `join`s the group first. Nothing is counted over Spark Connect (no SparkContext)."""
+
+    context: SparkContext | None
+    group: str | None = None
+    before: int = 0
+    own: bool = False
+
+    @classmethod
+    def start(cls, session: SparkSession, description: str) -> JobCount:
+        """Start counting the jobs launched from the calling thread (and threads that join)."""
+        context = spark_context(session)
+        if context is None:
+            return cls(None)
+        group, own = context.getLocalProperty("spark.jobGroup.id"), False
+        if group is None:
+            group, own = f"medallion-{uuid.uuid4().hex}", True
+            context.setJobGroup(group, description)
+        return cls(context, group, len(context.statusTracker().getJobIdsForGroup(group)), own)
+
+    def join(self) -> None:
+        """Launch this thread's jobs under the counted group."""
+        if self.context is not None:
+            self.context.setJobGroup(self.group, "")
+
+    def stop(self) -> int | None:
+        """The jobs launched since `start` (None when uncounted); a group of its own is left."""
+        if self.context is None:
+            return None
+        count = len(self.context.statusTracker().getJobIdsForGroup(self.group)) - self.before
+        if self.own:
+            self.context.setLocalProperty("spark.jobGroup.id", None)
+            self.context.setLocalProperty("spark.job.description", None)
+        return count
+
+
 class SparkResource(ConfigurableResource):
     """Spark settings; the session starts on first use and is shared by every step of a run."""
 
@@ -221,12 +270,27 @@ class SparkResource(ConfigurableResource):
         """The run's SparkSession (started once per process)."""
         return self.session_with()
 
+    @property
+    def master_url(self) -> str:
+        """The master in effect: the setting, else $SPARK_MASTER, else local[*]."""
+        return self.master or EnvVar("SPARK_MASTER").get_value(default="local[*]") or "local[*]"
+
+    @property
+    def remote_url(self) -> str | None:
+        """The Spark Connect endpoint in effect, if any: the setting, else $SPARK_REMOTE."""
+        return self.remote or EnvVar("SPARK_REMOTE").get_value()
+
+    @property
+    def runs_locally(self) -> bool:
+        """Whether Spark runs in this process only (a local master, no cluster, no Spark Connect); starts nothing."""
+        return not self.remote_url and self.master_url.startswith("local")
+
     def session_with(self, conf: Mapping[str, str] | None = None, packages: Sequence[str] = ()) -> SparkSession:
         """The run's SparkSession, started (once per process) with more conf and packages, such as a warehouse's."""
         if self._session is None:
             self._session = build_session(
-                master=self.master or EnvVar("SPARK_MASTER").get_value(default="local[*]") or "local[*]",
-                remote=self.remote or EnvVar("SPARK_REMOTE").get_value(),
+                master=self.master_url,
+                remote=self.remote_url,
                 shuffle_partitions=self.shuffle_partitions,
                 driver_memory=self.driver_memory,
                 ivy_dir=self.ivy_dir,

@@ -241,10 +241,15 @@ class WarehouseResource(ConfigurableResource):
         return options
 
     @property
+    def spark_resource(self) -> SparkResource:
+        """The run's Spark settings (the process's defaults when none were given)."""
+        return self.spark or SparkResource()
+
+    @property
     def session(self) -> SparkSession:
         """The run's Spark session (started on first use, with the s3a file system for an s3a:// root)."""
         packages = [hadoop_aws_package()] if self.on_s3 else []
-        return (self.spark or SparkResource()).session_with(self.spark_settings(), packages)
+        return self.spark_resource.session_with(self.spark_settings(), packages)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Every run checks the root first, so a bad location fails before any table is touched."""
@@ -401,6 +406,22 @@ class WarehouseResource(ConfigurableResource):
             commit_properties=CommitProperties(custom_metadata={"userMetadata": token}, app_transactions=[Transaction(app, v) for app, v in transactions.items()]),
         )
         return self._commit(table, token, None)
+
+    def append_once_with_spark(self, table: Table, df: DataFrame, app_id: str, version: int) -> Commit:
+        """Append a DataFrame by day with Spark's Delta writer in one commit that records the transaction
+        (app id -> version), once: Delta skips the write when the table already holds that version or a
+        later one (then no commit is reported)."""
+        token = self._token()
+        writer = (
+            self._writer(table, df)
+            .mode("append")
+            .partitionBy(self._day_column(table))
+            .option("txnAppId", app_id)
+            .option("txnVersion", version)
+            .option("userMetadata", token)
+        )
+        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
+        return self._commit(table, token, df)
 
     def merge(
         self, table: Table, source: DataFrame, on: Sequence[str], update_when: str | None = None, delete_marker: str | None = None
