@@ -7,6 +7,8 @@ session; the pipeline's time with the JVM start is reported as a ratio to each. 
 runs again on the warm session into a fresh warehouse, for a ratio of warm to warm. With --history-days N,
 one more batch is taken from Kafka to gold on top of 1 day and of N days of history, to show
 whether a batch's cost follows the batch or the history. Each step's Spark jobs are counted.
+Raw is also run on its other engine (arrow or spark) from the same topics, and, in a fresh
+process each, on the Arrow path over a batch of 7 days and of 60 days, for its peak memory.
 The figures are printed as a table, then as JSON on one line starting with `BENCH_JSON `.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import resource
 import shutil
@@ -23,6 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -46,7 +50,7 @@ from medallion_assets.baseline import Baseline
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.paths import REPO_ROOT
-from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.kafka import RAW_ENGINES, KafkaResource
 from medallion_assets.resources.spark import SparkResource, spark_context
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import INFO_LOGS, days_run, medallion_job_with
@@ -67,6 +71,9 @@ HISTORY_EVENTS_PER_DAY = 10_000
 BATCH_EVENTS = 10_000
 # Gold tables whose row counts the baseline must reproduce.
 GOLD_TABLES = (FACT_STREAM, WIDE_FACT, DAILY_USER_SUMMARY, DAILY_LOCATION_SUMMARY, ARTIST_POPULARITY)
+# Raw's peak memory (Arrow path) is measured on a batch of this many events spread over each span of days.
+MEMORY_EVENTS = 1_000_000
+MEMORY_SPANS = (7, 60)
 # The job group of what a run does outside its steps (resource setup, between steps).
 OUTSIDE_STEPS = "(outside steps)"
 
@@ -108,12 +115,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-events", type=int, default=BATCH_EVENTS, help=f"events of the batch on top of history (default {BATCH_EVENTS})"
     )
+    parser.add_argument(
+        "--raw-engine", choices=RAW_ENGINES, default="auto",
+        help="the pipeline's raw engine (default auto: arrow on local Spark, spark on a cluster or Spark Connect); "
+        "the other one is timed on raw alone",
+    )
+    parser.add_argument(
+        "--memory-events", type=int, default=MEMORY_EVENTS,
+        help=f"events of each batch whose raw peak memory is measured over {' and '.join(map(str, MEMORY_SPANS))} days "
+        f"(default {MEMORY_EVENTS}; 0 skips it)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the warehouses and the topics")
     args = parser.parse_args(argv)
     if args.events < 1 or args.days < 1 or (args.users is not None and args.users < 1):
         parser.error("--events, --users and --days must be at least 1")
     if args.history_days is not None and args.history_days < 2:
         parser.error("--history-days must be at least 2 (it is compared with 1 day of history)")
+    if args.memory_events < 0:
+        parser.error("--memory-events must be at least 0")
     if args.history_events_per_day < 1 or args.batch_events < 1:
         parser.error("--history-events-per-day and --batch-events must be at least 1")
     return args
@@ -547,6 +566,63 @@ def history_figures(
     }
 
 
+# -- raw on either engine -----------------------------------------------------------------------------
+
+
+def other_engine(engine: str) -> str:
+    """The raw engine the pipeline did not run on."""
+    return "spark" if engine == "arrow" else "arrow"
+
+
+def raw_on_engine(
+    bootstrap: str, prefix: str, engine: str, root: Path, first: date, last: date, events: int, context: SparkContext | None
+) -> dict[str, Any]:
+    """Raw alone on `engine`, from the topics into a fresh warehouse: seconds, events/s, Spark jobs."""
+    kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine=engine)
+    bound = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=str(root))})
+    try:
+        figures = layer_figures(launch(first, last, AssetSelection.groups("raw"), bound, DagsterInstance.ephemeral(), context), events)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"seconds": figures.seconds, "events_per_s": figures.events_per_s,
+            **({"spark_jobs": figures.spark_jobs} if figures.spark_jobs is not None else {})}
+
+
+def raw_peak_rss(bootstrap: str, prefix: str, root: str) -> float:
+    """Peak RSS (MiB) of this process after ingesting the topics into raw on the Arrow path alone (run
+    in a fresh process, so the figure is raw's and nothing else's)."""
+    kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine="arrow")
+    job = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=root)})
+    launched = launch(START_DATE, START_DATE, AssetSelection.groups("raw"), job, DagsterInstance.ephemeral(), None)
+    if not launched.result.success:
+        raise RuntimeError("raw ingestion failed while its memory was measured")
+    return python_peak_mib()
+
+
+def raw_memory_figures(events: int, prefix: str, bootstrap: str, settings: dict[str, str]) -> dict[str, Any]:
+    """Raw's peak RSS on the Arrow path over a batch of `events` spanning each of MEMORY_SPANS days, each
+    in a fresh process: whether its memory follows the chunk or the days a batch spans."""
+    peaks: dict[str, Any] = {}
+    spawn = multiprocessing.get_context("spawn")
+    for days in MEMORY_SPANS:
+        span = f"{prefix}m{days}-"
+        topics = [physical_topic(topic, span) for topic in TOPICS]
+        root = REPO_ROOT / ".cache" / "bench" / span
+        create_topics(settings, topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
+        try:
+            config = GeneratorConfig(
+                users=default_users(events, days), days=days, start_date=START_DATE, max_events=events, topic_prefix=span
+            )
+            produced = produce(config, settings)["events"]
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as fresh:  # its worker ends when asked, not killed
+                peaks[f"days_{days}"] = fresh.submit(raw_peak_rss, bootstrap, span, str(root)).result()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+            delete_topics(settings, topics)
+    first, last = (peaks[f"days_{d}"] for d in (MEMORY_SPANS[0], MEMORY_SPANS[-1]))
+    return {**peaks, "events": produced, "ratio": round(last / first, 2)}
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -614,6 +690,17 @@ def print_table(figures: dict[str, Any]) -> None:
         print(f"    {name:<8}" + ", ".join(
             f"{step} {seconds:.1f}" + (f" ({step_jobs.get(step, 0)} jobs)" if counted else "") for step, seconds in steps
         ) + (f"; {step_jobs[OUTSIDE_STEPS]} jobs outside steps" if step_jobs.get(OUTSIDE_STEPS) else ""))
+    engines = figures["layers"]["raw"].get("engines", {})
+    if engines:
+        print("  raw by engine (same topics): " + ", ".join(
+            f"{name} {e['events_per_s']:,} events/s in {e['seconds']:.2f} s"
+            + (f" ({e['spark_jobs']} Spark jobs)" if "spark_jobs" in e else "") for name, e in engines.items()
+        ) + f"; the pipeline ran on {figures['raw_engine']}")
+    memory = figures.get("raw_peak_rss_mib")
+    if memory:
+        print(f"  raw peak RSS on the Arrow path, {memory['events']:,} events in a process of its own: "
+              + ", ".join(f"{key.removeprefix('days_')} days {value} MiB" for key, value in memory.items() if key.startswith("days_"))
+              + f" (ratio {memory['ratio']:.2f})")
     history = figures.get("history")
     if history:
         one, many = history["runs"]["1_day"], history["runs"]["n_days"]
@@ -651,7 +738,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         reset_python_peak()
         spark, spark_start = timed(lambda: SparkResource().session)
         context = spark_context(spark)
-        kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix)
+        kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine=args.raw_engine)
+        engine = kafka.engine(SparkResource().runs_locally)
         store = WarehouseResource(root=str(warehouse))
         last = START_DATE + timedelta(days=args.days - 1)
         job = medallion_job_with({"kafka": kafka, "warehouse": store})
@@ -662,6 +750,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             python_peak_rss_mib_produce=python_produce,
             python_peak_rss_mib_pipeline=python_peak_mib(),
         )
+        other = other_engine(engine)
+        figures["raw_engine"] = engine
+        figures["layers"]["raw"]["engines"] = {
+            engine: {k: figures["layers"]["raw"][k] for k in ("seconds", "events_per_s", "spark_jobs") if k in figures["layers"]["raw"]},
+            other: raw_on_engine(
+                bootstrap, prefix, other, REPO_ROOT / ".cache" / "bench" / f"{prefix}{other}", START_DATE, last, produced["events"], context
+            ),
+        }
         days = [START_DATE + timedelta(days=i) for i in range(args.days)]
         cold_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}baseline-cold"
         figures.update(run_cold_baseline(bootstrap, prefix, store, cold_root, days))
@@ -674,6 +770,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         figures["pipeline_warm_ratio"] = round(figures["pipeline_warm_seconds"] / figures["baseline_seconds"], 2)
         if args.history_days is not None:
             figures["history"] = history_figures(args, prefix, bootstrap, settings, context)
+        if args.memory_events:
+            figures["raw_peak_rss_mib"] = raw_memory_figures(args.memory_events, prefix, bootstrap, settings)
         figures.update(
             warehouse=str(warehouse) if args.keep else None,
             baseline_root=str(baseline_root) if args.keep else None,

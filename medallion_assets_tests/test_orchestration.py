@@ -356,7 +356,8 @@ def dagster_dev(kafka_bootstrap, spark_remote, postgres, tmp_path_factory) -> It
         "MEDALLION_WAREHOUSE": str(root),
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MEDALLION_TOPIC_PREFIX": prefix,
-        "SPARK_REMOTE": spark_remote,  # as `make dev` runs it: every run a client of one warm Spark
+        "SPARK_REMOTE": spark_remote,  # as `make dev` runs it: every run a client of one warm Spark,
+        "MEDALLION_RAW_ENGINE": "arrow",  # local on this machine, so raw ingests in the run's process
     }
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from medallion_assets.quality.checks import SAMPLE_ROWS, sample, sample_rows
 from medallion_assets.raw.days import outside_partitions, outside_partitions_predicate, outside_reason, outside_rows
@@ -193,4 +194,7 @@ def spark_rows(kafka: KafkaResource, session: SparkSession, topic: str, r: Offse
     physical = kafka.topic(topic)
     starting, ending = (json.dumps({physical: {str(r.partition): offset}}) for offset in (r.start, r.end))
     records = kafka.read_batch(session, topic, starting, ending, partitions=[r.partition])
-    return records.mapInArrow(partial(parse_record_batches, topic, at), RAW[topic].ddl())
+    rows = records.mapInArrow(partial(parse_record_batches, topic, at), RAW[topic].ddl())
+    # Over Spark Connect a client-given schema's strings arrive with an explicit collation, which Delta
+    # then records as `string collate UTF8_BINARY`, a type delta-rs cannot read; a cast gives plain `string`.
+    return rows.select(*(F.col(c.name).cast(c.type) for c in RAW[topic].columns))
