@@ -190,9 +190,12 @@ def build_session(
         builder = SparkSession.builder.remote(remote)
         conf = {k: v for k, v in conf.items() if k.startswith(SESSION_SETTINGS) and k not in SERVER_SETTINGS}
     else:
-        if master.startswith("local"):  # a local driver listens on loopback only, its Python workers run its interpreter
+        if master.startswith("local"):  # a local driver listens on loopback only
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # Python workers (raw's parse on the Spark engine) run the driver's interpreter, where the project is
+        # installed: on a cluster the executors' hosts need it at the same path (the Docker image has it),
+        # unless PYSPARK_PYTHON names another.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(master).config("spark.driver.memory", driver_memory)
         conf = StartupCache.of(conf).applied(conf)
     for key, value in conf.items():
