@@ -46,7 +46,7 @@ T = TypeVar("T")
 class Ingested:
     """What one engine wrote of a batch: its commits (one per write; a write that found its range held
     already made none), a way to sample the batch's rows outside the daily partitions, and the count
-    of the Spark jobs it launched (None: it launched none)."""
+    of the Spark jobs it launches (None on the Arrow path, which launches none)."""
 
     commits: list[Commit]
     outside_sample: Callable[[], list[dict[str, object]]]

@@ -492,5 +492,5 @@ class WarehouseResource(ConfigurableResource):
             total_rows=self._total(files),
             day_rows=self._day_counts(table, files, days) if days else {},
             schema=column_schema(df, table) if df is not None else stored_schema(delta, table) if delta is not None else None,
-            spark_app_id=spark_app_id(self.session) if df is not None else None,
+            spark_app_id=spark_app_id(df.sparkSession) if df is not None else None,  # the writer's, in any thread
         )
