@@ -357,11 +357,11 @@ def run_layers(
     first: date, last: date, job: JobDefinition, events: int, context: SparkContext | None
 ) -> dict[str, LayerFigures]:
     """Materialize raw, bronze, silver and gold, one timed in-process run each, in one Spark session."""
-    instance = DagsterInstance.ephemeral()
-    return {
-        layer: layer_figures(launch(first, last, AssetSelection.groups(layer), job, instance, context), events)
-        for layer in LAYERS
-    }
+    with DagsterInstance.ephemeral() as instance:  # disposed here, not by whichever thread collects it
+        return {
+            layer: layer_figures(launch(first, last, AssetSelection.groups(layer), job, instance, context), events)
+            for layer in LAYERS
+        }
 
 
 # -- plain-PySpark baseline -----------------------------------------------------------------------
@@ -581,7 +581,8 @@ def raw_on_engine(
     kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine=engine)
     bound = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=str(root))})
     try:
-        figures = layer_figures(launch(first, last, AssetSelection.groups("raw"), bound, DagsterInstance.ephemeral(), context), events)
+        with DagsterInstance.ephemeral() as instance:
+            figures = layer_figures(launch(first, last, AssetSelection.groups("raw"), bound, instance, context), events)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {"seconds": figures.seconds, "events_per_s": figures.events_per_s,
@@ -593,7 +594,8 @@ def raw_peak_rss(bootstrap: str, prefix: str, root: str) -> float:
     in a fresh process, so the figure is raw's and nothing else's)."""
     kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine="arrow")
     job = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=root)})
-    launched = launch(START_DATE, START_DATE, AssetSelection.groups("raw"), job, DagsterInstance.ephemeral(), None)
+    with DagsterInstance.ephemeral() as instance:
+        launched = launch(START_DATE, START_DATE, AssetSelection.groups("raw"), job, instance, None)
     if not launched.result.success:
         raise RuntimeError("raw ingestion failed while its memory was measured")
     return python_peak_mib()
@@ -750,6 +752,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             python_peak_rss_mib_produce=python_produce,
             python_peak_rss_mib_pipeline=python_peak_mib(),
         )
+        days = [START_DATE + timedelta(days=i) for i in range(args.days)]
+        cold_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}baseline-cold"
+        figures.update(run_cold_baseline(bootstrap, prefix, store, cold_root, days))
+        figures.update(run_baseline(spark, kafka, store, baseline_root, days, context))
+        warm_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}warm"
+        figures.update(run_warm_pipeline(kafka, warm_root, START_DATE, last, produced["events"], context))
+        # after the baselines, so the Spark engine's Kafka reads warm nothing they time
         other = other_engine(engine)
         figures["raw_engine"] = engine
         figures["layers"]["raw"]["engines"] = {
@@ -758,12 +767,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 bootstrap, prefix, other, REPO_ROOT / ".cache" / "bench" / f"{prefix}{other}", START_DATE, last, produced["events"], context
             ),
         }
-        days = [START_DATE + timedelta(days=i) for i in range(args.days)]
-        cold_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}baseline-cold"
-        figures.update(run_cold_baseline(bootstrap, prefix, store, cold_root, days))
-        figures.update(run_baseline(spark, kafka, store, baseline_root, days, context))
-        warm_root = REPO_ROOT / ".cache" / "bench" / f"{prefix}warm"
-        figures.update(run_warm_pipeline(kafka, warm_root, START_DATE, last, produced["events"], context))
         pipeline = figures["pipeline_with_jvm_start_seconds"]
         figures["baseline_ratio"] = round(pipeline / figures["baseline_seconds"], 2)
         figures["baseline_cold_ratio"] = round(pipeline / figures["baseline_cold_seconds"], 2)
@@ -777,6 +780,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             baseline_root=str(baseline_root) if args.keep else None,
         )
     finally:
+        session = SparkSession.getActiveSession()
+        if session is not None:  # first: its executors' cached Kafka consumers would warn of the topics deleted next
+            session.stop()
         if not args.keep:
             shutil.rmtree(warehouse, ignore_errors=True)
             shutil.rmtree(baseline_root, ignore_errors=True)
