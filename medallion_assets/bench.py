@@ -574,15 +574,23 @@ def other_engine(engine: str) -> str:
     return "spark" if engine == "arrow" else "arrow"
 
 
+def raw_run(bootstrap: str, prefix: str, engine: str, root: Path, first: date, last: date, context: SparkContext | None) -> Launched:
+    """Raw alone on `engine`, from the topics of `prefix` into the warehouse `root`, with an instance of its own."""
+    kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine=engine)
+    job = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=str(root))})
+    with DagsterInstance.ephemeral() as instance:  # disposed here, not by whichever thread collects it
+        launched = launch(first, last, AssetSelection.groups("raw"), job, instance, context)
+    if not launched.result.success:
+        raise RuntimeError(f"raw ingestion on {engine} failed")
+    return launched
+
+
 def raw_on_engine(
     bootstrap: str, prefix: str, engine: str, root: Path, first: date, last: date, events: int, context: SparkContext | None
 ) -> dict[str, Any]:
     """Raw alone on `engine`, from the topics into a fresh warehouse: seconds, events/s, Spark jobs."""
-    kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine=engine)
-    bound = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=str(root))})
     try:
-        with DagsterInstance.ephemeral() as instance:
-            figures = layer_figures(launch(first, last, AssetSelection.groups("raw"), bound, instance, context), events)
+        figures = layer_figures(raw_run(bootstrap, prefix, engine, root, first, last, context), events)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {"seconds": figures.seconds, "events_per_s": figures.events_per_s,
@@ -592,12 +600,7 @@ def raw_on_engine(
 def raw_peak_rss(bootstrap: str, prefix: str, root: str) -> float:
     """Peak RSS (MiB) of this process after ingesting the topics into raw on the Arrow path alone (run
     in a fresh process, so the figure is raw's and nothing else's)."""
-    kafka = KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix, raw_engine="arrow")
-    job = medallion_job_with({"kafka": kafka, "warehouse": WarehouseResource(root=root)})
-    with DagsterInstance.ephemeral() as instance:
-        launched = launch(START_DATE, START_DATE, AssetSelection.groups("raw"), job, instance, None)
-    if not launched.result.success:
-        raise RuntimeError("raw ingestion failed while its memory was measured")
+    raw_run(bootstrap, prefix, "arrow", Path(root), START_DATE, START_DATE, None)
     return python_peak_mib()
 
 

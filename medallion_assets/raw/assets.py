@@ -89,7 +89,7 @@ def build_raw_asset(topic: str) -> AssetsDefinition:
                 EVENT_DATES: MetadataValue.json(sorted({str(day) for day, _ in tally if day is not None})),
                 "malformed_records": sum(n for (_, malformed), n in tally.items() if malformed),
                 "undated_records": sum(n for (day, _), n in tally.items() if day is None),
-                "delta_commits": len([c for c in ingested.commits if c.version is not None]),
+                "delta_commits": len(ingested.made),
                 "spark_jobs": jobs if jobs is not None else MetadataValue.text("not counted over Spark Connect"),
             },
         )

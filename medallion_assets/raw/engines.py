@@ -56,13 +56,17 @@ class Ingested:
         """The Spark jobs launched so far (0 without Spark; None when Spark Connect cannot count them)."""
         return self.jobs.stop() if self.jobs is not None else 0
 
+    @property
+    def made(self) -> list[Commit]:
+        """The writes that made a commit."""
+        return [c for c in self.commits if c.version is not None]
+
     def report(self, warehouse: WarehouseResource, topic: str) -> Commit:
         """One commit for the asset's report: the last one made, with every commit's rows written."""
-        made = [c for c in self.commits if c.version is not None]
-        if not made:
+        if not self.made:
             return warehouse.unchanged(RAW[topic])
-        last = max(made, key=lambda c: c.version or 0)
-        return replace(last, rows_written=sum(c.rows_written for c in made))
+        last = max(self.made, key=lambda c: c.version or 0)
+        return replace(last, rows_written=sum(c.rows_written for c in self.made))
 
 
 def ingest(
