@@ -14,6 +14,7 @@ from typing import Any
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
@@ -23,6 +24,7 @@ from dagster import (
     BetaWarning,
     Failure,
     MaterializeResult,
+    Output,
     TableColumn,
     TableColumnDep,
     TableColumnLineage,
@@ -88,12 +90,15 @@ def failed_blocking(evaluations: Iterable[AssetCheckEvaluation]) -> list[str]:
     ]
 
 
-def gate(events: Iterable[Any]) -> Iterator[Any]:
-    """A daily step's events, then a Failure naming each blocking per-day check that failed among them.
+def gate(context: AssetExecutionContext, events: Iterable[Any]) -> Iterator[Any]:
+    """A daily step's events, then a Failure naming each blocking per-day check that failed among them,
+    else the (empty) output of each check they evaluated.
 
-    Dagster gates downstream steps on failed blocking check results (outputs), which carry no
-    partition; a daily table reports one evaluation per day instead, so its step fails at the
-    end (after every table it writes is written and reported) and nothing downstream runs.
+    A range run's check results carry no partition, so a daily table reports its checks as one
+    evaluation per day instead; Dagster still expects each selected check's output, and without it
+    logs that the check emitted no result and that downstream steps proceed ungated. The step
+    fails at the end (after every table it writes is written and reported), so nothing
+    downstream runs.
     """
     evaluations = []
     for event in events:
@@ -103,6 +108,16 @@ def gate(events: Iterable[Any]) -> Iterator[Any]:
     failed = failed_blocking(evaluations)
     if failed:
         raise Failure(f"Blocking checks failed, downstream assets do not run: {', '.join(failed)}")
+    selected = context.selected_asset_check_keys
+    for key in dict.fromkeys(e.asset_check_key for e in evaluations):
+        if key in selected:
+            yield Output(None, output_name=check_output_name(context, key))
+
+
+def check_output_name(context: AssetExecutionContext, key: AssetCheckKey) -> str:
+    """The name of a check's output in the step (the decorator names it after the check's spec)."""
+    spec = next(s for s in context.assets_def.check_specs if s.key == key)
+    return spec.get_python_identifier()
 
 
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:

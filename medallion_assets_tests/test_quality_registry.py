@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pyarrow as pa
@@ -133,7 +134,7 @@ def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_r
     @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS])
     def wide_fact(context):
         schema = COLUMN_SCHEMA[WIDE_FACT].day_results({d: Outcome(0, len(WIDE_FACT.columns)) for d in outcomes})
-        yield from gate([MaterializeResult(asset_key=WIDE_FACT.asset_key), *WIDE_FACT_ROWS.day_results(outcomes), *schema])
+        yield from gate(context, [MaterializeResult(asset_key=WIDE_FACT.asset_key), *WIDE_FACT_ROWS.day_results(outcomes), *schema])
 
     @asset(
         key=DAILY_USER_SUMMARY.asset_key, deps=[WIDE_FACT.asset_key], partitions_def=daily_partitions,
@@ -155,3 +156,31 @@ def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_r
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     assert "gold/wide_fact rows_match_fact (2024-01-02)" in failure.step_failure_data.error.message
     assert not [e for e in result.all_events if e.is_step_start and e.step_key == "gold__daily_user_summary"]
+
+
+def test_a_range_run_whose_checks_pass_reports_each_day_and_logs_no_missing_check_result(caplog):
+    """The per-day evaluations of a D1..D2 run stand for the checks' outputs: Dagster logs no blocking check
+    that 'emitted no result' and no step that 'did not yield' its outputs, and the summary runs."""
+    outcomes = {D1: Outcome(0, 10), D2: Outcome(0, 10)}
+
+    @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS])
+    def wide_fact(context):
+        schema = COLUMN_SCHEMA[WIDE_FACT].day_results({d: Outcome(0, len(WIDE_FACT.columns)) for d in outcomes})
+        yield from gate(context, [MaterializeResult(asset_key=WIDE_FACT.asset_key), *WIDE_FACT_ROWS.day_results(outcomes), *schema])
+
+    @asset(
+        key=DAILY_USER_SUMMARY.asset_key, deps=[WIDE_FACT.asset_key], partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
+    def summary() -> None:
+        pass
+
+    with caplog.at_level(logging.INFO):
+        result = materialize([wide_fact, summary], instance=DagsterInstance.ephemeral(), tags=range_tags(D1, D2))
+    assert result.success
+    assert sorted((e.check_name, e.partition) for e in result.get_asset_check_evaluations()) == [
+        (name, d.isoformat()) for name in ("column_schema_matches", "rows_match_fact") for d in outcomes
+    ]
+    assert [e for e in result.all_events if e.is_step_success and e.step_key == "gold__daily_user_summary"]
+    logged = caplog.text + "\n".join(e.message or "" for e in result.all_events)
+    assert "emitted no result" not in logged and "did not yield" not in logged

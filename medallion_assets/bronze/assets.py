@@ -163,7 +163,7 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
         if with_quarantine:
             yield from reconcile(warehouse, parts, days)
 
-    yield from gate(writes())
+    yield from gate(context, writes())
 
 
 bronze_assets = [bronze]

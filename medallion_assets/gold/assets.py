@@ -59,7 +59,7 @@ def fact_stream(context: AssetExecutionContext, warehouse: WarehouseResource) ->
     nulls, orphans = fact_key_outcomes(warehouse.read(FACT_STREAM, days), dims, days)
     fan_out = count_mismatch(by_day(warehouse.day_rows(LISTENS, days)), by_day(commit.day_rows), days)
     checks = [*NO_NULL_KEYS.day_results(nulls), *KEYS_IN_DIMENSIONS.day_results(orphans), *FAN_OUT.day_results(fan_out)]
-    yield from gate(daily_report(context, commit, days, checks))
+    yield from gate(context, daily_report(context, commit, days, checks))
 
 
 @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS], upstream=[FACT_STREAM, *DIMENSIONS])
@@ -69,7 +69,7 @@ def wide_fact(context: AssetExecutionContext, warehouse: WarehouseResource) -> I
     dims = [warehouse.read(t) for t in (DIM_USERS, DIM_SONGS, DIM_ARTISTS, DIM_LOCATION, DIM_DATETIME)]
     commit = warehouse.replace_days(WIDE_FACT, build_wide_fact(warehouse.read(FACT_STREAM, days), *dims), days)
     rows = count_mismatch(by_day(warehouse.day_rows(FACT_STREAM, days)), by_day(commit.day_rows), days)
-    yield from gate(daily_report(context, commit, days, WIDE_FACT_ROWS.day_results(rows)))
+    yield from gate(context, daily_report(context, commit, days, WIDE_FACT_ROWS.day_results(rows)))
 
 
 def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame]) -> AssetsDefinition:
@@ -84,7 +84,7 @@ def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame
         outcomes = count_mismatch(
             by_day(warehouse.day_rows(FACT_STREAM, days)), {(r["date_part"],): int(r["streams"]) for r in streams}, days
         )
-        yield from gate(daily_report(context, commit, days, check.day_results(outcomes)))
+        yield from gate(context, daily_report(context, commit, days, check.day_results(outcomes)))
 
     return summary
 
