@@ -5,7 +5,8 @@ The same events then go through a plain-PySpark baseline (baseline.py) twice: in
 its own, cold as a plain job starts (its Spark start included), and on this process's warm
 session; the pipeline's time with the JVM start is reported as a ratio to each. The pipeline then
 runs again on the warm session into a fresh warehouse, for a ratio of warm to warm. With --history-days N,
-one more batch is taken from Kafka to gold on top of 1 day and of N days of history, to show
+one more batch is taken from Kafka to gold (downstream, the assets raw_to_gold_sensor would select)
+on top of 1 day and of N days of history, to show
 whether a batch's cost follows the batch or the history. Each step's Spark jobs are counted.
 Raw is also run on its other engine (arrow or spark) from the same topics, and, in a fresh
 process each, on the Arrow path over a batch of 7 days and of 60 days, for its peak memory.
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from medallion_assets.baseline import Baseline
+from medallion_assets.definitions import defs
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
+from medallion_assets.orchestration.sensors.raw_to_gold import current_reference_assets, run_selection
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.kafka import RAW_ENGINES, KafkaResource
 from medallion_assets.resources.spark import SparkResource, spark_context
@@ -459,6 +462,15 @@ def event_dates(result: ExecuteInProcessResult) -> list[date]:
     return sorted(days)
 
 
+def sensor_selection(instance: DagsterInstance) -> AssetSelection:
+    """What raw_to_gold_sensor's run of a batch selects: every asset below raw but the reference
+    dimensions built today from unchanged files."""
+    repository = defs.get_repository_def()
+    current = current_reference_assets(instance, repository, datetime.now(timezone.utc).date())
+    keys = run_selection(repository, current)
+    return AssetSelection.assets(*keys) if keys is not None else AssetSelection.all() - AssetSelection.groups("raw")
+
+
 @dataclass
 class History:
     """A warehouse fed by its own topics, holding `days` days of history before batch_day, and one batch to take."""
@@ -514,8 +526,7 @@ class History:
         """Time raw ingestion of the batch plus the downstream run of the days its records fall on."""
         raw = launch(self.batch_day, self.batch_day, AssetSelection.groups("raw"), self.job, self.instance, self.context)
         days = event_dates(raw.result) or [self.batch_day]
-        not_raw = AssetSelection.all() - AssetSelection.groups("raw")
-        downstream = launch(days[0], days[-1], not_raw, self.job, self.instance, self.context)
+        downstream = launch(days[0], days[-1], sensor_selection(self.instance), self.job, self.instance, self.context)
         self.figures.update(
             batch_days=[d.isoformat() for d in days],
             raw_seconds=round(raw.seconds, 2),
