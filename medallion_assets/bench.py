@@ -6,10 +6,11 @@ its own, cold as a plain job starts (its Spark start included), and on this proc
 session; the pipeline's time with the JVM start is reported as a ratio to each. The pipeline then
 runs again on the warm session into a fresh warehouse, for a ratio of warm to warm. With --history-days N,
 one more batch is taken from Kafka to gold (downstream, the assets raw_to_gold_sensor would select)
-on top of 1 day and of N days of history, to show
-whether a batch's cost follows the batch or the history. Each step's Spark jobs are counted.
-Raw is also run on its other engine (arrow or spark) from the same topics, and, in a fresh
-process each, on the Arrow path over a batch of 7 days and of 60 days, for its peak memory.
+on top of 1 day and of N days of history, to show whether a batch's cost follows the batch or the
+history. Each step's Spark jobs are counted. Raw is also run on its other engine (arrow or spark)
+from the same topics, and, in a fresh process each, on the Arrow path over a batch of 7 days and
+of 60 days, for its peak memory. With --latency N, N small batches go through the `make dev`
+stack one after another (dev/latency.py), each timed from the producer's flush to gold.
 The figures are printed as a table, then as JSON on one line starting with `BENCH_JSON `.
 """
 
@@ -50,6 +51,8 @@ from pyspark.sql import SparkSession
 from medallion_assets.baseline import Baseline
 from medallion_assets.definitions import defs
 from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_broker
+from medallion_assets.dev.latency import BATCH_EVENTS as LATENCY_BATCH_EVENTS
+from medallion_assets.dev.latency import latency_figures
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.orchestration.sensors.raw_to_gold import current_reference_assets, run_selection
 from medallion_assets.paths import REPO_ROOT
@@ -128,6 +131,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"events of each batch whose raw peak memory is measured over {' and '.join(map(str, MEMORY_SPANS))} days "
         f"(default {MEMORY_EVENTS}; 0 skips it)",
     )
+    parser.add_argument(
+        "--latency", type=int, metavar="N",
+        help=f"also produce N batches of {LATENCY_BATCH_EVENTS} events, one after another, under a fresh `make dev` stack, "
+        "and time each from the producer's flush to gold/fact_stream",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the warehouses and the topics")
     args = parser.parse_args(argv)
     if args.events < 1 or args.days < 1 or (args.users is not None and args.users < 1):
@@ -136,6 +144,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--history-days must be at least 2 (it is compared with 1 day of history)")
     if args.memory_events < 0:
         parser.error("--memory-events must be at least 0")
+    if args.latency is not None and args.latency < 1:
+        parser.error("--latency must be at least 1")
     if args.history_events_per_day < 1 or args.batch_events < 1:
         parser.error("--history-events-per-day and --batch-events must be at least 1")
     return args
@@ -577,6 +587,16 @@ def history_figures(
     }
 
 
+def latency_on_topics(batches: int, prefix: str, bootstrap: str, settings: dict[str, str]) -> dict[str, Any]:
+    """dev/latency.py's figures on topics of their own, deleted afterwards."""
+    topics = [physical_topic(topic, prefix) for topic in TOPICS]
+    create_topics(settings, topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
+    try:
+        return latency_figures(batches, bootstrap, settings, prefix)
+    finally:
+        delete_topics(settings, topics)
+
+
 # -- raw on either engine -----------------------------------------------------------------------------
 
 
@@ -727,7 +747,14 @@ def print_table(figures: dict[str, Any]) -> None:
                   f"(raw {run['raw_seconds']:.2f} + downstream {run['downstream_seconds']:.2f})"
                   + (f", {run['raw_spark_jobs'] + run['downstream_spark_jobs']} Spark jobs" if "raw_spark_jobs" in run else "")
                   + f"; history of {run['history_events']:,} events built in {run['history_build_seconds']:.2f} s")
-        print(f"    ratio n days / 1 day: {history['ratio']:.2f}")
+        print(f"    ratio n days / 1 day: {history['ratio']:.2f}; the batch on {history['days']} days costs "
+              f"{history['batch_share_of_pipeline']:.0%} of the pipeline's {figures['pipeline_seconds']:.2f} s"
+              + (f", {many['downstream_spark_jobs']} Spark jobs downstream of raw" if "downstream_spark_jobs" in many else ""))
+    latency = figures.get("latency")
+    if latency:
+        print(f"  latency under `make dev`, {latency['batch_events']:,} events per batch, producer flush to gold/fact_stream: "
+              f"first {latency['first_batch_seconds']:.1f} s, p50 {latency['p50_seconds']:.1f} s, max {latency['max_seconds']:.1f} s "
+              f"(batches: {', '.join(f'{s:.1f}' for s in latency['batches'])})")
     if figures["warehouse"]:
         print(f"  kept: warehouse {figures['warehouse']}, baseline {figures['baseline_root']} "
               f"and topics {figures['topic_prefix']}*")
@@ -786,9 +813,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         figures["baseline_cold_ratio"] = round(pipeline / figures["baseline_cold_seconds"], 2)
         figures["pipeline_warm_ratio"] = round(figures["pipeline_warm_seconds"] / figures["baseline_seconds"], 2)
         if args.history_days is not None:
-            figures["history"] = history_figures(args, prefix, bootstrap, settings, context)
+            history = figures["history"] = history_figures(args, prefix, bootstrap, settings, context)
+            history["batch_share_of_pipeline"] = round(history["batch_seconds_n_days"] / figures["pipeline_seconds"], 3)
         if args.memory_events:
             figures["raw_peak_rss_mib"] = raw_memory_figures(args.memory_events, prefix, bootstrap, settings)
+        if args.latency:
+            figures["latency"] = latency_on_topics(args.latency, f"{prefix}lat-", bootstrap, settings)
         figures.update(
             warehouse=str(warehouse) if args.keep else None,
             baseline_root=str(baseline_root) if args.keep else None,
