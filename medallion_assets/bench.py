@@ -775,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     setup = {"users": users, "days": args.days, "start_date": START_DATE.isoformat(), "topic_prefix": prefix}
     create_topics(settings, topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
+    spark: SparkSession | None = None
     try:
         produced = produce(config, settings)
         python_produce = python_peak_mib()
@@ -824,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             baseline_root=str(baseline_root) if args.keep else None,
         )
     finally:
-        session = SparkSession.getActiveSession()
+        session = SparkSession.getActiveSession() or spark
         if session is not None:  # first: its executors' cached Kafka consumers would warn of the topics deleted next
             session.stop()
         if not args.keep:

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from deltalake import CommitProperties, Transaction, write_deltalake
 from deltalake import DeltaTable as RsDeltaTable
 from pydantic import Field
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
-from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameWriter, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from medallion_assets.resources.spark import SparkResource, hadoop_aws_package
@@ -80,6 +80,7 @@ class Commit:
     day_rows: dict[date, int] = field(default_factory=dict)
     schema: TableSchema | None = None
     spark_app_id: str | None = None
+    observed: dict[str, Any] = field(default_factory=dict)  # metrics the writing job computed on the rows it wrote
 
     def metadata(self) -> dict[str, Any]:
         """Materialization metadata shared by every partition the write covered."""
@@ -365,12 +366,24 @@ class WarehouseResource(ConfigurableResource):
         return writer
 
     def replace_days(
-        self, table: Table, df: DataFrame, days: Sequence[date], also_where: str | None = None
+        self,
+        table: Table,
+        df: DataFrame,
+        days: Sequence[date],
+        also_where: str | None = None,
+        observe: Mapping[str, Column] | None = None,
     ) -> Commit:
-        """Overwrite exactly the given days (and the rows `also_where` selects), leaving the others untouched."""
+        """Overwrite exactly the given days (and the rows `also_where` selects), leaving the others untouched.
+
+        `observe` names aggregates over the written rows that the writing job computes as it writes (a
+        Spark Observation: no job of their own, no read of what was written); the commit carries them.
+        """
         column = self._day_column(table)
         predicate = in_days(column, days) + (f" OR {also_where}" if also_where else "")
         token = self._token()
+        observation = Observation(f"medallion_{uuid.uuid4().hex}") if observe else None
+        if observation is not None:
+            df = df.observe(observation, *[metric.alias(name) for name, metric in (observe or {}).items()])
         writer = (
             self._writer(table, df.repartition(column))  # one file per day and write, not one per shuffle partition
             .mode("overwrite")
@@ -379,7 +392,8 @@ class WarehouseResource(ConfigurableResource):
             .option("userMetadata", token)
         )
         retry_on_conflict(table, lambda: writer.save(self.uri(table)))
-        return self._commit(table, token, df, days)
+        commit = self._commit(table, token, df, days)
+        return replace(commit, observed=dict(observation.get)) if observation is not None else commit
 
     def overwrite(self, table: Table, df: DataFrame) -> Commit:
         """Replace the whole table in one atomic commit."""
