@@ -128,7 +128,8 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     versions = build_dim_users(list(history.values())).cache()
     try:
         replaced = warehouse.stale_rows(DIM_USERS, versions, "userId", touched)
-        stale = sorted(set(days_in_versions(history[LISTENS.name], replaced)) - set(days))
+        # most batches only extend versions: then no fact row can carry a replaced key, and no join looks
+        stale = [] if replaced.isEmpty() else sorted(set(days_in_versions(history[LISTENS.name], replaced)) - set(days))
         merge = lambda kept: warehouse.replace_groups(DIM_USERS, kept, "userId", touched)  # noqa: E731
         published = publish(warehouse, DIM_USERS, versions, merge=merge)
     finally:
