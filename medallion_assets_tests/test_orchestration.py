@@ -36,7 +36,7 @@ from playwright.sync_api import expect
 from medallion_assets.definitions import all_assets, defs
 from medallion_assets.dev.dagster_home import write as write_instance
 from medallion_assets.dev.postgres import Server as PostgresServer
-from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, downstream_job
+from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, downstream_job, ingest_job, medallion_job
 from medallion_assets.orchestration.maintenance import maintenance_job
 from medallion_assets.orchestration.partitions import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -385,12 +385,14 @@ def test_the_daemon_ingests_and_propagates_to_gold(dagster_dev):
     fact = dagster_dev.root / FACT_STREAM.path
     first = dagster_dev.wait_for(lambda: fact_rows_of(fact, D1) == 3, f"3 fact rows for {D1}")
     print(f"produce -> gold: {first:.0f} s for new events")
-    ingest = dagster_dev.runs("ingest_job")
+    # One run ingested the batch and carried the day of its newest records to gold.
+    ingest = dagster_dev.runs(medallion_job.name)
     assert len(ingest) == 1 and ingest[0].tags["medallion/lag.listen_events"] == "3"
-    assert ranges_of(dagster_dev.runs(downstream_job.name)) == [(D1, D1)]
+    assert ranges_of(ingest) == [(D1, D1)]
+    assert dagster_dev.runs(ingest_job.name) == [] and dagster_dev.runs(downstream_job.name) == []
 
     # Once the first batch is through, the latency of the next one, measured from the moment it is
-    # produced: both sensor waits, the ingestion run and the run of its day, on the warm server.
+    # produced: the sensor's wait and the run of the batch, on the warm server.
     dagster_dev.wait_for(dagster_dev.idle, "the runs of the first batch")
     produce(dagster_dev.bootstrap, dagster_dev.prefix + "listen_events", [event(f"{D2}T0{h}:00:00", user=str(h)) for h in (5, 6)])
     produced = time.time()
@@ -403,11 +405,11 @@ def test_the_daemon_ingests_and_propagates_to_gold(dagster_dev):
             for step in instance.get_run_step_stats(record.dagster_run.run_id):
                 print(f"    {step.step_key}: +{step.start_time - produced:.1f} .. +{(step.end_time or time.time()) - produced:.1f}")
     assert fact_rows_of(fact, D1) == 3
-    assert len(dagster_dev.runs("ingest_job")) == 2
-    assert ranges_of(dagster_dev.runs(downstream_job.name)) == [(D2, D2), (D1, D1)]
+    batches = dagster_dev.runs(medallion_job.name)
+    assert ranges_of(batches) == [(D2, D2), (D1, D1)] and dagster_dev.runs(downstream_job.name) == []
     # The dimensions of songs.csv and the calendar were built by the first run today: not rebuilt.
     reference = {DIM_SONGS.asset_key, DIM_ARTISTS.asset_key, DIM_DATETIME.asset_key}
-    assert set(dagster_dev.runs(downstream_job.name)[0].asset_selection) == downstream_job.selection.resolve(all_assets) - reference
+    assert set(batches[0].asset_selection) == medallion_job.selection.resolve(all_assets) - reference
 
     # All of it on PostgreSQL: the instance's stores are Postgres ones, and its runs, their events and
     # the sensors' ticks are rows of the database.
@@ -447,7 +449,7 @@ def test_the_ui_shows_every_asset_and_reruns_a_gold_day_with_its_checks(dagster_
         lineage_s = time.monotonic() - started
 
         # From the asset page, one run of D1 again, once the daemon's run of that day is done.
-        dagster_dev.wait_for(lambda: (D1, D1) in dagster_dev.succeeded_ranges(downstream_job.name), f"the run of {D1}")
+        dagster_dev.wait_for(lambda: (D1, D1) in dagster_dev.succeeded_ranges(medallion_job.name), f"the run of {D1}")
         rows_before, version_before = rows_of_day(root, summary, D1), RsDeltaTable(str(root / summary.path)).version()
         started = time.monotonic()
         page.goto(f"/assets/{summary.path}")
@@ -486,7 +488,7 @@ def test_the_ui_shows_every_asset_and_reruns_a_gold_day_with_its_checks(dagster_
 @pytest.mark.timeout(900)
 def test_overlapping_runs_of_the_same_day_queue_one_after_the_other_and_build_what_one_builds(dagster_dev):
     # The tables as the daemon's run of D1 left them.
-    dagster_dev.wait_for(lambda: (D1, D1) in dagster_dev.succeeded_ranges(downstream_job.name) and dagster_dev.idle(), "the daemon's run")
+    dagster_dev.wait_for(lambda: (D1, D1) in dagster_dev.succeeded_ranges(medallion_job.name) and dagster_dev.idle(), "the daemon's run")
     below_raw = [t for t in ALL_TABLES if t.layer != "raw"]
     before = {t.path: table_rows(dagster_dev.root, t) for t in below_raw}
     assert before[FACT_STREAM.path] and before[DAILY_USER_SUMMARY.path]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
@@ -16,15 +17,19 @@ from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from medallion_assets.raw.offsets import raw_next_offsets
-from medallion_assets.resources.kafka import KafkaResource
+from medallion_assets.resources.kafka import RECORD_SCHEMA, KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.definitions import defs
+from medallion_assets.orchestration.jobs import INGESTS_TAG, WRITES_TAG
+from medallion_assets.orchestration.partitions import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from medallion_assets.orchestration.sensors.kafka_offsets import (
     KafkaSensorSettings,
+    batch_days,
     kafka_offsets_sensor,
 )
 from medallion_assets.resources.kafka import KafkaUnavailableError
 from medallion_assets.sources import TOPIC_ASSETS
-from medallion_assets.tables import RAW
+from medallion_assets.tables import ALL_TABLES, RAW
 from medallion_assets.topics import TOPICS, create_topics
 
 
@@ -174,21 +179,70 @@ def test_raw_offsets_from_the_commits_transactions_over_statistics(tmp_path):
 
 
 class StandInBroker(KafkaResource):
-    """What a broker would answer: high watermarks per logical topic, partition = list index."""
+    """What a broker would answer: high watermarks per logical topic, partition = list index, and every
+    record's value (`value`: one JSON text for all, without a day unless a test gives one)."""
 
     high: dict[str, list[int]] = {}
     down: bool = False
+    value: str = '{"i": 0}'
 
     def topic_watermarks(self, names, timeout_s=None):
         if self.down:
             raise KafkaUnavailableError(f"Kafka broker {self.settings()['bootstrap.servers']} did not answer")
         return {name: {p: (0, end) for p, end in enumerate(self.high.get(name, []))} for name in names}
 
+    def read_records(self, name, ranges, chunk_rows=100_000):
+        rows = [(p, offset) for p, (start, end) in sorted(ranges.items()) for offset in range(start, end)]
+        yield pa.table(
+            {
+                "topic": [self.topic(name)] * len(rows),
+                "partition": pa.array([p for p, _ in rows], pa.int32()),
+                "offset": pa.array([o for _, o in rows], pa.int64()),
+                "timestamp": pa.array([0] * len(rows), pa.timestamp("us", tz="UTC")),
+                "key": pa.array([None] * len(rows), pa.binary()),
+                "value": pa.array([self.value.encode()] * len(rows), pa.binary()),
+            },
+            schema=RECORD_SCHEMA,
+        )
 
-def stand_in(root, high=None, threshold=1, down=False):
+
+def stand_in(root, high=None, threshold=1, down=False, value=None):
     """Sensor resources: the stand-in broker (prefix 'x-'), a warehouse at root, the threshold."""
-    kafka = StandInBroker(bootstrap_servers="broker.invalid:9092", topic_prefix="x-", high=high or {}, down=down)
+    kafka = StandInBroker(bootstrap_servers="broker.invalid:9092", topic_prefix="x-", high=high or {}, down=down, **({"value": value} if value else {}))
     return {**resources("unused", "x-", root, threshold), "kafka": kafka}
+
+
+def listen_at(day: date) -> str:
+    """A listen event's JSON on `day`."""
+    ts = int(datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp() * 1000)
+    return json.dumps({"ts": ts, "userId": "7", "sessionId": 1, "song": "s", "artist": "a", "duration": 200.0})
+
+
+@pytest.mark.fast
+def test_stand_in_lag_whose_newest_records_have_a_day_is_one_run_from_raw_to_gold_of_that_day(tmp_path):
+    day = date(2024, 1, 2)
+    res = stand_in(tmp_path, {"listen_events": [3, 2], "auth_events": [0, 1]}, value=listen_at(day))
+    with build_sensor_context(resources=res, instance=DagsterInstance.ephemeral(), repository_def=defs.get_repository_def()) as context:
+        [request] = kafka_offsets_sensor.evaluate_tick(context).run_requests
+    assert request.job_name == "medallion_job" and request.run_key.startswith("ingest-")
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (day.isoformat(),) * 2
+    assert request.tags["medallion/lag_total"] == "6" and request.tags.items() >= {**INGESTS_TAG, **WRITES_TAG}.items()
+    # raw and everything below it; the dimensions of the reference files and the calendar too, never built here
+    assert set(request.asset_selection) == {t.asset_key for t in ALL_TABLES}
+
+
+@pytest.mark.fast
+def test_stand_in_lag_whose_newest_records_have_no_day_only_ingests(tmp_path):
+    [request] = tick(stand_in(tmp_path, {"listen_events": [3, 2]})).run_requests
+    assert request.job_name == "ingest_job" and ASSET_PARTITION_RANGE_START_TAG not in request.tags
+
+
+@pytest.mark.fast
+def test_the_batch_run_covers_the_consecutive_days_of_the_newest_record():
+    d = date(2024, 1, 10)
+    assert batch_days(set()) is None
+    assert batch_days({d}) == (d, d)
+    assert batch_days({d, d - timedelta(days=1), d - timedelta(days=5)}) == (d - timedelta(days=1), d)
 
 
 @pytest.mark.fast

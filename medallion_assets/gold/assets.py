@@ -83,9 +83,10 @@ def build_daily_summary(table: Table, summarise: Callable[[DataFrame], DataFrame
     @table_asset(table, checks=[check], upstream=[WIDE_FACT])
     def summary(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Event]:
         days = partition_dates(context)
+        rows = summarise(warehouse.read(WIDE_FACT, days))  # first: it starts the session the columns below need
         # each day's streams, summed by the job that writes them
         streams = {d.isoformat(): F.sum(F.when(F.col("date_part") == F.lit(d), F.col("total_streams"))) for d in days}
-        commit = warehouse.replace_days(table, summarise(warehouse.read(WIDE_FACT, days)), days, observe=streams)
+        commit = warehouse.replace_days(table, rows, days, observe=streams)
         outcomes = count_mismatch(
             by_day(warehouse.day_rows(FACT_STREAM, days)), {(d,): int(commit.observed[d.isoformat()] or 0) for d in days}, days
         )

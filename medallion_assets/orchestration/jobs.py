@@ -24,8 +24,11 @@ NOT_FINISHED_STATUSES: tuple[DagsterRunStatus, ...] = (
 # (two waits from Kafka to gold: before ingestion, and before the run of the days it touched).
 SENSOR_INTERVAL_S = 5
 
+# Runs with this tag ingest from Kafka: kafka_offsets_sensor asks for no other while one is queued or running.
+INGESTS_TAG = {"medallion/ingests": "kafka"}
+
 ingest_job = define_asset_job(
-    "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw."
+    "ingest_job", selection=AssetSelection.groups("raw"), description="Append new Kafka records to raw.", tags=INGESTS_TAG
 )
 
 medallion_job = define_asset_job(

@@ -1,4 +1,12 @@
-"""kafka_offsets_sensor: request one ingestion run when Kafka holds records that raw does not."""
+"""kafka_offsets_sensor: request one run when Kafka holds records that raw does not.
+
+That run ingests the records and, in the same run, carries the days the newest of them fall on to
+gold: the sensor reads the last new record of each partition (a handful of records, parsed as raw
+parses them) and selects raw with every asset below it for the run of consecutive days holding the
+newest one. Days other records fall on (late data) are left to raw_to_gold_sensor, which sees that
+this run already rebuilt its own days. When no last record has a day in the partitions, the run
+ingests only (ingest_job), and raw_to_gold_sensor carries its days.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
+from confluent_kafka import KafkaException
 from dagster import (
+    AssetKey,
     AssetObservation,
     ConfigurableResource,
     DefaultSensorStatus,
@@ -22,8 +33,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from medallion_assets.orchestration.jobs import NOT_FINISHED_STATUSES, SENSOR_INTERVAL_S, ingest_job
+from medallion_assets.orchestration.jobs import INGESTS_TAG, NOT_FINISHED_STATUSES, SENSOR_INTERVAL_S, WRITES_TAG, ingest_job, medallion_job
+from medallion_assets.orchestration.partitions import contiguous_ranges, partition_bounds, range_tags
+from medallion_assets.orchestration.sensors.raw_to_gold import current_reference_assets, resolved
 from medallion_assets.raw.offsets import plan_ranges, raw_next_offsets
+from medallion_assets.raw.parse import parse_records
 from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.sources import TOPIC_ASSETS
@@ -116,18 +130,66 @@ def _describe(lags: list[TopicLag]) -> str:
 
 
 def _pending_ingestion(context: SensorEvaluationContext) -> str | None:
-    """Id of an ingest_job run that is queued or running, if any."""
-    runs = context.instance.get_runs(RunsFilter(job_name=ingest_job.name, statuses=list(NOT_FINISHED_STATUSES)), limit=1)
-    return runs[0].run_id if runs else None
+    """Id of a run that ingests (ingest_job, or a batch run this sensor asked for) and is queued or running, if any."""
+    statuses = list(NOT_FINISHED_STATUSES)
+    for pending in (RunsFilter(job_name=ingest_job.name, statuses=statuses), RunsFilter(tags=INGESTS_TAG, statuses=statuses)):
+        runs = context.instance.get_runs(pending, limit=1)
+        if runs:
+            return runs[0].run_id
+    return None
+
+
+def newest_days(kafka: KafkaResource, lags: list[TopicLag]) -> set[date]:
+    """Days (inside the partitions) of the last new record of each partition, parsed as raw parses it."""
+    first, last = partition_bounds()
+    days: set[date] = set()
+    for lag in lags:
+        newest = {p: (end - 1, end) for p, (start, end) in lag.ranges.items() if end > start}
+        for records in kafka.read_records(lag.topic, newest) if newest else ():
+            days.update(d for d in parse_records(records, lag.topic)["event_date"].to_pylist() if d is not None and first <= d <= last)
+    return days
+
+
+def batch_days(days: set[date]) -> tuple[date, date] | None:
+    """The run of consecutive days that holds the newest of `days`; None without days."""
+    return contiguous_ranges(days)[-1] if days else None
+
+
+def batch_selection(context: SensorEvaluationContext) -> list[AssetKey] | None:
+    """What a batch run selects: raw and everything below it but the reference dimensions that are current
+    (everything, None, when the tick knows no code location)."""
+    repository = context.repository_def
+    if repository is None:
+        return None
+    current = current_reference_assets(context.instance, repository, datetime.now(timezone.utc).date())
+    return sorted(resolved(medallion_job.selection, repository) - current, key=lambda k: k.to_user_string())
+
+
+def ingestion_request(context: SensorEvaluationContext, kafka: KafkaResource, lags: list[TopicLag], run_key: str) -> RunRequest:
+    """The run of the lag: a batch run (ingest and carry the newest days to gold), or ingest_job when no day is known."""
+    try:
+        span = batch_days(newest_days(kafka, lags))
+    except (KafkaUnavailableError, KafkaException) as error:  # the run meets the broker as it is: ingest only
+        context.log.warning(f"The newest records could not be read ({error}): this run only ingests")
+        span = None
+    if span is None:
+        return RunRequest(run_key=run_key, job_name=ingest_job.name, tags=lag_tags(lags))
+    context.log.info(f"The newest records fall on {span[0]} .. {span[1]}: one run ingests them and rebuilds those days")
+    return RunRequest(
+        run_key=run_key,
+        job_name=medallion_job.name,
+        asset_selection=batch_selection(context),
+        tags={**lag_tags(lags), **range_tags(*span), **INGESTS_TAG, **WRITES_TAG},
+    )
 
 
 @sensor(
-    job=ingest_job,
+    jobs=[medallion_job, ingest_job],
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Compares each topic-partition's end offset with the highest offset raw holds and requests one "
-        "ingest_job run when the total lag reaches the threshold."
+        "Compares each topic-partition's end offset with the highest offset raw holds and, when the total lag "
+        "reaches the threshold, requests one run that ingests it and rebuilds the days of its newest records."
     ),
 )
 def kafka_offsets_sensor(
@@ -155,7 +217,7 @@ def kafka_offsets_sensor(
     def result(reason: str | None, key: str | None) -> SensorResult:
         cursor = json.dumps({"run_key": key, "lag": {lag.topic: lag.lag for lag in lags}, "observed_at": observed_at})
         if reason is None:
-            run = RunRequest(run_key=run_key, tags=lag_tags(lags))
+            run = ingestion_request(context, kafka, lags, run_key)
             return SensorResult(run_requests=[run], cursor=cursor, asset_events=observations)
         skip = SkipReason(f"{reason}; lag {_describe(lags)}")
         return SensorResult(skip_reason=skip, cursor=cursor, asset_events=observations)

@@ -1,4 +1,6 @@
-"""raw_to_gold_sensor: after ingestion, rebuild bronze, silver and gold for the days that got records.
+"""raw_to_gold_sensor: after ingestion, rebuild bronze, silver and gold for the days that got records
+and that the ingesting run did not rebuild itself (a batch run of kafka_offsets_sensor rebuilds the
+days of its newest records: what is left here is late data and the older days of a backlog).
 
 A raw materialization reports the days its records fall on (metadata `event_dates`); a dim_users
 materialization reports the days whose fact rows still carry the key of a user version it replaced
