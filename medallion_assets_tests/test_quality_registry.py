@@ -126,10 +126,9 @@ def test_a_write_that_meets_a_concurrent_commit_is_tried_again(monkeypatch):
     assert len(calls) == 1  # other errors are not retried
 
 
-def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_run():
-    """wide_fact's rows_match_fact fails on D2 of a D1..D2 run: the table is written and reported, its
-    step fails naming the check and the day, and the summary that reads it does not run."""
-    outcomes = {D1: Outcome(0, 10), D2: Outcome(3, 10)}
+def wide_fact_and_summary(outcomes: dict[date, Outcome], summary_runs: bool) -> list:
+    """A daily wide_fact reporting rows_match_fact with `outcomes` per day (through `gate`), and the daily
+    summary that reads it (which fails the test if it runs when it must not)."""
 
     @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS])
     def wide_fact(context):
@@ -141,11 +140,17 @@ def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_r
         backfill_policy=BackfillPolicy.single_run(),
     )
     def summary() -> None:
-        raise AssertionError("must not run after a failed blocking check")
+        assert summary_runs, "must not run after a failed blocking check"
 
-    result = materialize(
-        [wide_fact, summary], instance=DagsterInstance.ephemeral(), tags=range_tags(D1, D2), raise_on_error=False
-    )
+    return [wide_fact, summary]
+
+
+def test_a_failed_blocking_check_of_one_day_stops_what_reads_the_table_in_that_run():
+    """wide_fact's rows_match_fact fails on D2 of a D1..D2 run: the table is written and reported, its
+    step fails naming the check and the day, and the summary that reads it does not run."""
+    outcomes = {D1: Outcome(0, 10), D2: Outcome(3, 10)}
+    assets = wide_fact_and_summary(outcomes, summary_runs=False)
+    result = materialize(assets, instance=DagsterInstance.ephemeral(), tags=range_tags(D1, D2), raise_on_error=False)
     assert not result.success
     assert [(e.partition, e.passed) for e in result.get_asset_check_evaluations() if e.check_name == "rows_match_fact"] == [
         ("2024-01-01", True), ("2024-01-02", False)
@@ -162,21 +167,8 @@ def test_a_range_run_whose_checks_pass_reports_each_day_and_logs_no_missing_chec
     """The per-day evaluations of a D1..D2 run stand for the checks' outputs: Dagster logs no blocking check
     that 'emitted no result' and no step that 'did not yield' its outputs, and the summary runs."""
     outcomes = {D1: Outcome(0, 10), D2: Outcome(0, 10)}
-
-    @table_asset(WIDE_FACT, checks=[WIDE_FACT_ROWS])
-    def wide_fact(context):
-        schema = COLUMN_SCHEMA[WIDE_FACT].day_results({d: Outcome(0, len(WIDE_FACT.columns)) for d in outcomes})
-        yield from gate(context, [MaterializeResult(asset_key=WIDE_FACT.asset_key), *WIDE_FACT_ROWS.day_results(outcomes), *schema])
-
-    @asset(
-        key=DAILY_USER_SUMMARY.asset_key, deps=[WIDE_FACT.asset_key], partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-    )
-    def summary() -> None:
-        pass
-
     with caplog.at_level(logging.INFO):
-        result = materialize([wide_fact, summary], instance=DagsterInstance.ephemeral(), tags=range_tags(D1, D2))
+        result = materialize(wide_fact_and_summary(outcomes, summary_runs=True), instance=DagsterInstance.ephemeral(), tags=range_tags(D1, D2))
     assert result.success
     assert sorted((e.check_name, e.partition) for e in result.get_asset_check_evaluations()) == [
         (name, d.isoformat()) for name in ("column_schema_matches", "rows_match_fact") for d in outcomes
