@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 from confluent_kafka import Producer
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, asset, build_sensor_context, materialize
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from medallion_assets.raw.offsets import raw_next_offsets
@@ -25,6 +25,7 @@ from medallion_assets.orchestration.partitions import ASSET_PARTITION_RANGE_END_
 from medallion_assets.orchestration.sensors.kafka_offsets import (
     KafkaSensorSettings,
     batch_days,
+    ingested,
     kafka_offsets_sensor,
 )
 from medallion_assets.resources.kafka import KafkaUnavailableError
@@ -325,3 +326,21 @@ def test_stand_in_broker_down_skips_naming_it_and_keeps_the_cursor(tmp_path):
     assert result.run_requests == []
     assert result.skip_message.startswith("Kafka unreachable: Kafka broker broker.invalid:9092 did not answer")
     assert result.cursor == '{"run_key": "ingest-x", "lag": {}}'
+
+
+@pytest.mark.fast
+def test_a_batch_run_holds_the_next_request_until_its_raw_steps_are_done(tmp_path):
+    """A running batch run that has not materialized raw yet holds the next request; one that materialized
+    every raw table it selects does not (the next batch's run queues behind it in the pool)."""
+    high = {"page_view_events": [2]}
+    instance = DagsterInstance.ephemeral()
+    waiting = DagsterRun(job_name="medallion_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED, tags=INGESTS_TAG)
+    instance.add_run(waiting)
+    held = tick(stand_in(tmp_path, high), instance=instance)
+    assert held.run_requests == [] and waiting.run_id in held.skip_message
+
+    # a run whose raw steps materialized every raw table, seen while it still runs
+    stubs = [asset(key=t.asset_key)(lambda: None) for t in RAW.values()]
+    past_raw = instance.get_run_by_id(materialize(stubs, instance=instance, tags=INGESTS_TAG).run_id).with_status(DagsterRunStatus.STARTED)
+    assert ingested(instance, past_raw) and not ingested(instance, waiting)
+    assert not ingested(instance, past_raw.with_status(DagsterRunStatus.STARTING))

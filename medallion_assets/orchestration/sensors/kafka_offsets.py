@@ -21,6 +21,10 @@ from dagster import (
     AssetKey,
     AssetObservation,
     ConfigurableResource,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DefaultSensorStatus,
     EnvVar,
     MetadataValue,
@@ -47,6 +51,8 @@ from medallion_assets.topics import TOPICS
 TAG_PREFIX = "medallion/"
 # Topics are observed (end offsets, lag) at most this often, so a busy stream does not flood the event log.
 OBSERVE_INTERVAL_S = 60
+# Unfinished ingesting runs looked at per tick (a batch run past its raw steps does not hold the next one).
+PENDING_RUNS_LOOKED_AT = 10
 
 
 class KafkaSensorSettings(ConfigurableResource):
@@ -129,13 +135,25 @@ def _describe(lags: list[TopicLag]) -> str:
     return ", ".join(f"{lag.physical_topic}={lag.lag}" for lag in lags)
 
 
+def ingested(instance: DagsterInstance, run: DagsterRun) -> bool:
+    """Whether a running run has materialized every raw table it selects (its ingestion is committed)."""
+    if run.status != DagsterRunStatus.STARTED:
+        return False
+    raw = {table.asset_key for table in RAW.values()}
+    selected = raw & set(run.asset_selection) if run.asset_selection else raw
+    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    return selected <= {r.event_log_entry.dagster_event.asset_key for r in records if r.event_log_entry.dagster_event}
+
+
 def _pending_ingestion(context: SensorEvaluationContext) -> str | None:
-    """Id of a run that ingests (ingest_job, or a batch run this sensor asked for) and is queued or running, if any."""
+    """Id of a run that ingests (ingest_job, or a batch run this sensor asked for) and has not committed its
+    ingestion yet: queued, starting, or running before its raw steps ended. A batch run past them is
+    still rebuilding its days; the next batch's run may queue behind it."""
     statuses = list(NOT_FINISHED_STATUSES)
     for pending in (RunsFilter(job_name=ingest_job.name, statuses=statuses), RunsFilter(tags=INGESTS_TAG, statuses=statuses)):
-        runs = context.instance.get_runs(pending, limit=1)
-        if runs:
-            return runs[0].run_id
+        for run in context.instance.get_runs(pending, limit=PENDING_RUNS_LOOKED_AT):
+            if not ingested(context.instance, run):
+                return run.run_id
     return None
 
 
