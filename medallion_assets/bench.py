@@ -5,7 +5,7 @@ The same events then go through a plain-PySpark baseline (baseline.py) twice: in
 its own, cold as a plain job starts (its Spark start included), and on this process's warm
 session; the pipeline's time with the JVM start is reported as a ratio to each. The pipeline then
 runs again on the warm session into a fresh warehouse, for a ratio of warm to warm. With --history-days N,
-one more batch is taken from Kafka to gold (downstream, the assets raw_to_gold_sensor would select)
+one more batch is taken from Kafka to gold (below raw, the assets the sensors' run would select)
 on top of 1 day and of N days of history, to show whether a batch's cost follows the batch or the
 history. Each step's Spark jobs are counted. Raw is also run on its other engine (arrow or spark)
 from the same topics, and, in a fresh process each, on the Arrow path over a batch of 7 days and
@@ -473,8 +473,8 @@ def event_dates(result: ExecuteInProcessResult) -> list[date]:
 
 
 def sensor_selection(instance: DagsterInstance) -> AssetSelection:
-    """What raw_to_gold_sensor's run of a batch selects: every asset below raw but the reference
-    dimensions built today from unchanged files."""
+    """What the sensors' run of a batch selects below raw: every asset but the reference dimensions
+    built today from unchanged files."""
     repository = defs.get_repository_def()
     current = current_reference_assets(instance, repository, datetime.now(timezone.utc).date())
     keys = run_selection(repository, current)

@@ -45,9 +45,8 @@ USERS = 20
 
 @dataclass(frozen=True)
 class Stack:
-    """A running `dagster dev` of fresh topics (physical names start with `prefix`) and a fresh warehouse."""
+    """A running `dagster dev` of fresh topics and a fresh warehouse: its log and Dagster home."""
 
-    prefix: str
     warehouse: WarehouseResource
     log: Path
     home: Path
@@ -88,7 +87,7 @@ def dev_stack(bootstrap: str, prefix: str) -> Iterator[Stack]:
     try:
         process = start(command, pid_file, log, env)
         wait_until(lambda: port_answers(port), process, log, "dagster dev", START_TIMEOUT_S)
-        yield Stack(prefix, WarehouseResource(root=str(root)), log, home)
+        yield Stack(WarehouseResource(root=str(root)), log, home)
     finally:
         stop(pid_file)
         shutil.rmtree(work, ignore_errors=True)
