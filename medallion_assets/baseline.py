@@ -166,6 +166,7 @@ def native_raw_rows(records: DataFrame, topic: str) -> DataFrame:
         "value_bytes": F.lit(None).cast("binary"),
         **{name: F.col("_event")[name] for name in fields},
         "parse_error": F.when(F.col("_event").isNull(), F.lit("invalid JSON object")),
+        "rescued": F.lit(None),  # the pipeline's schema-drift column: nothing an expert's raw would compute
         "event_date": F.to_date(epoch_ms_to_timestamp(F.col("_event")["ts"])),
         "ingestion_timestamp": F.current_timestamp(),
     }

@@ -54,6 +54,7 @@ from medallion_assets.dev.kafka_local import DEFAULT_PORT, default_home, ensure_
 from medallion_assets.dev.latency import BATCH_EVENTS as LATENCY_BATCH_EVENTS
 from medallion_assets.dev.latency import latency_figures
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
+from medallion_assets.orchestration.jobs import PIPELINE
 from medallion_assets.orchestration.sensors.raw_to_gold import current_reference_assets, run_selection
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.kafka import RAW_ENGINES, KafkaResource
@@ -478,7 +479,7 @@ def sensor_selection(instance: DagsterInstance) -> AssetSelection:
     repository = defs.get_repository_def()
     current = current_reference_assets(instance, repository, datetime.now(timezone.utc).date())
     keys = run_selection(repository, current)
-    return AssetSelection.assets(*keys) if keys is not None else AssetSelection.all() - AssetSelection.groups("raw")
+    return AssetSelection.assets(*keys) if keys is not None else PIPELINE - AssetSelection.groups("raw")
 
 
 @dataclass
@@ -526,7 +527,7 @@ class History:
         create_topics(self.settings, self.topics, PARTITIONS, timeout_s=ADMIN_TIMEOUT_S)
         self.created = True
         produced = produce(history, self.settings)
-        built = launch(start, self.batch_day - timedelta(days=1), AssetSelection.all(), self.job, self.instance, self.context)
+        built = launch(start, self.batch_day - timedelta(days=1), PIPELINE, self.job, self.instance, self.context)
         self.figures.update(
             history_days=self.days, history_events=produced["events"], history_build_seconds=round(built.seconds, 2),
             batch_events=produce(batch, self.settings)["events"],

@@ -12,14 +12,14 @@ from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
-from medallion_assets.tables import ALL_TABLES
+from medallion_assets.tables import ALL_TABLES, QUALITY_LOG
 from medallion_assets.topics import TOPICS, client_settings
 
 
 def table_rows(warehouse: WarehouseResource) -> list[tuple[str, int, str]]:
     """(asset, rows, location) of every table, read with delta-rs (from a bucket too)."""
     rows = []
-    for table in ALL_TABLES:
+    for table in (*ALL_TABLES, QUALITY_LOG):
         delta = warehouse.delta_rs(table)
         if delta is None:
             raise RuntimeError(f"{table.path}: no Delta table at {warehouse.uri(table)} after the run")
@@ -57,6 +57,7 @@ def main() -> None:
         print(f"  {path:<34} {count:>9} rows")
     print(f"\nDelta tables under {warehouse.root_uri}")
     print("Open the Dagster UI with `make dev` (http://127.0.0.1:3000).")
+    print(f"What undoing this run would do: python -m medallion_assets.ops rollback {result.run_id} --dry-run")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ that computes it (versions.py), and the column_schema_matches check, which every
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
@@ -22,7 +23,9 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     BetaWarning,
+    CodeReferencesMetadataValue,
     Failure,
+    LocalFileCodeReference,
     MaterializeResult,
     Output,
     TableColumn,
@@ -34,6 +37,7 @@ from dagster import (
 
 from medallion_assets.orchestration.freshness import freshness_policy
 from medallion_assets.orchestration.partitions import daily_partitions
+from medallion_assets.ops.quality_log import logged
 from medallion_assets.orchestration.pools import pool_of
 from medallion_assets.quality.checks import Check
 from medallion_assets.quality.schema import COLUMN_SCHEMA, schema_day_results, schema_results
@@ -120,18 +124,30 @@ def check_output_name(context: AssetExecutionContext, key: AssetCheckKey) -> str
     return spec.get_python_identifier()
 
 
+def code_reference(fn: Callable[..., Any]) -> dict[str, CodeReferencesMetadataValue]:
+    """Metadata linking an asset to the lines of the function that computes it (the UI's code link)."""
+    with warnings.catch_warnings():  # code references are a beta feature, used on purpose
+        warnings.simplefilter("ignore", BetaWarning)
+        where = LocalFileCodeReference(file_path=inspect.getsourcefile(fn) or "", line_number=inspect.getsourcelines(fn)[1])
+        return {"dagster/code_references": CodeReferencesMetadataValue(code_references=[where])}
+
+
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """The decorator of one step that writes the tables of `specs`, with their checks and each table's
     column_schema_matches; each spec gets the code version of the code that computes its table.
 
     Check results are optional outputs (the asset is subsettable), so a daily table can report
-    one evaluation per day partition instead of one per run (through `gate`).
+    one evaluation per day partition instead of one per run (through `gate`). What the step
+    reports is also appended to ops/quality_log when it ends.
     A step that writes below raw is in the below-raw concurrency pool (orchestration/pools.py).
     """
     tables = [TABLES_BY_KEY[spec.key] for spec in specs]
 
     def decorate(compute: Callable[..., Any]) -> AssetsDefinition:
-        versioned = [s.replace_attributes(code_version=code_version(t, compute.__module__)) for s, t in zip(specs, tables)]
+        versioned = [
+            s.replace_attributes(code_version=code_version(t, compute.__module__), metadata={**s.metadata, **code_reference(compute)})
+            for s, t in zip(specs, tables)
+        ]
         with warnings.catch_warnings():  # the single-run policy is chosen on purpose: no beta notice per asset
             warnings.simplefilter("ignore", BetaWarning)
             return multi_asset(
@@ -144,7 +160,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
                 backfill_policy=BackfillPolicy.single_run(),
                 pool=pool_of(tables),
                 **extra,
-            )(compute)
+            )(logged(compute))
 
     return decorate
 

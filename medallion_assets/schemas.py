@@ -68,6 +68,21 @@ def event_fields(topic: str) -> dict[str, DataType]:
     return {**COMMON_EVENT_FIELDS, **TOPIC_EXTRA_FIELDS[topic]}
 
 
+# The JSON kinds (string, number, boolean) each field arrives as from the contract's producers: its
+# type's own kind, and both for the ids (numbers from Eventsim, strings from the seed's generator).
+# A value of another kind is schema drift, kept in `rescued` even when raw can still read it.
+JSON_KIND_OF_TYPE: dict[str, str] = {"string": "string", "bigint": "number", "double": "number", "boolean": "boolean"}
+EITHER_KIND_FIELDS = frozenset({"userId", "sessionId"})
+
+
+def json_kinds(topic: str) -> dict[str, tuple[str, ...]]:
+    """Per field of a topic's events, the JSON kinds the contract's producers send it as."""
+    return {
+        name: ("number", "string") if name in EITHER_KIND_FIELDS else (JSON_KIND_OF_TYPE[dtype.simpleString()],)
+        for name, dtype in event_fields(topic).items()
+    }
+
+
 def ddl(schema: StructType) -> str:
     """A schema as DDL text. Over Spark Connect a StringType object reaches the server with an
     explicit collation that Delta then records as `string collate UTF8_BINARY`, which delta-rs,

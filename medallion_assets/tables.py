@@ -29,6 +29,8 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "value": "The original message as text, invalid UTF-8 replaced (the bytes themselves are in value_bytes).",
     "value_bytes": "The original message bytes when they are not valid UTF-8; null otherwise.",
     "parse_error": "Why the message is malformed (empty message, not UTF-8, invalid JSON object, wrong type: <fields>); null when it is not.",
+    "rescued": "What the event contract does not describe, as a JSON object: each field outside it, and each contract "
+    "field sent as another JSON kind than its producers send (a string for a number, ...). Null when there is none.",
     "event_date": "UTC day of ts: the day partition. Null when ts is missing or unreadable.",
     "ingestion_timestamp": "When the record was appended to raw (UTC).",
     "ts": "Event time in epoch milliseconds, as sent.",
@@ -191,6 +193,7 @@ def raw_columns(topic: str) -> tuple[Column, ...]:
         Column("value_bytes", "binary"),
         *(Column(name, dtype.simpleString(), RAW_DESCRIPTIONS.get(name, "")) for name, dtype in event_fields(topic).items()),
         Column("parse_error", "string"),
+        Column("rescued", "string"),
         EVENT_DATE,
         Column("ingestion_timestamp", "timestamp"),
     )
@@ -202,9 +205,11 @@ def bronze_type(topic: str, name: str) -> str:
 
 
 def bronze_columns(topic: str) -> tuple[Column, ...]:
-    """A bronze table: the Kafka coordinates, the normalised event, the topic's own fields, the day."""
+    """A bronze table: the Kafka coordinates, the normalised event, the topic's own fields, what the contract
+    does not describe, the day."""
     names = (*BRONZE_EVENT_COLUMNS, *TOPIC_EXTRA_FIELDS[topic])
-    return (*KAFKA_COLUMNS, *(Column(n, bronze_type(topic, n), BRONZE_DESCRIPTIONS.get(n, "")) for n in names), EVENT_DATE)
+    event = (Column(n, bronze_type(topic, n), BRONZE_DESCRIPTIONS.get(n, "")) for n in names)
+    return (*KAFKA_COLUMNS, *event, Column("rescued", "string"), EVENT_DATE)
 
 
 RAW = {
@@ -415,4 +420,28 @@ ALL_TABLES: tuple[Table, ...] = (
     DAILY_LOCATION_SUMMARY,
     ARTIST_POPULARITY,
 )
-TABLES_BY_KEY: dict[AssetKey, Table] = {t.asset_key: t for t in ALL_TABLES}
+
+# The operations' own table: appended by every step above, not computed from them.
+QUALITY_LOG = Table(
+    "ops", "quality_log", "one row per check evaluation, quarantine tally (day, reason) or table written, per step of a run",
+    None, ("run_id", "step", "kind", "asset", "partition_key", "name"),
+    (
+        Column("logged_at", "timestamp", "When the step appended the row (UTC)."),
+        Column("run_id", "string", "The Dagster run."),
+        Column("step", "string", "The step of the run that wrote the table and evaluated the check."),
+        Column("kind", "string", "check (a check evaluation), quarantine (rows of a day kept out of bronze for a reason) "
+               "or rows (a table the step wrote: rows in and out)."),
+        Column("asset", "string", "The table's asset key, layer/name."),
+        Column("partition_key", "string", "The day partition (YYYY-MM-DD); null for an undivided table or a whole write."),
+        Column("name", "string", "The check's name, the reject reason, or 'rows'."),
+        Column("passed", "boolean", "Whether the check passed; null for other kinds."),
+        Column("severity", "string", "ERROR (a blocking check) or WARN; null for other kinds."),
+        Column("failed_rows", "bigint", "Rows (or the check's unit) that failed the check, or were rejected for the reason."),
+        Column("total_rows", "bigint", "Rows the check looked at; the day's raw records (quarantine); rows written (rows)."),
+        Column("metadata", "string", "Everything else the step reported with it, as a JSON object (rows_in, table_rows, "
+               "fields, sample, ...)."),
+    ),
+)
+
+# Every table with its asset: the pipeline's and the quality log.
+TABLES_BY_KEY: dict[AssetKey, Table] = {t.asset_key: t for t in (*ALL_TABLES, QUALITY_LOG)}

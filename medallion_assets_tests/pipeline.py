@@ -18,13 +18,14 @@ from medallion_assets.definitions import all_assets
 from medallion_assets.definitions import resources as default_resources
 from medallion_assets.topics import client_settings, create_topics
 from medallion_assets.generator import Event, write_kafka
+from medallion_assets.orchestration.jobs import PIPELINE
 from medallion_assets.resources.kafka import KafkaResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import Table
 
-NOT_RAW = AssetSelection.all() - AssetSelection.groups("raw")
+NOT_RAW = PIPELINE - AssetSelection.groups("raw")
 
 
 @dataclass

@@ -18,6 +18,7 @@ COMMANDS = [
     ["medallion_assets.demo"],
     ["medallion_assets.bench"],
     ["medallion_assets.baseline"],
+    ["medallion_assets.ops", "rollback"],
     ["medallion_assets.dev.kafka_local", "up"],
     ["medallion_assets.dev.spark_connect", "up"],
     ["medallion_assets.dev.spark_cluster", "up"],

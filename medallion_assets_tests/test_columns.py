@@ -26,7 +26,7 @@ def written(table: Table) -> TableSchema:
     return TableSchema(columns=[TableColumn(c.name, c.type) for c in table.columns])
 
 
-def test_nineteen_tables_each_with_one_asset():
+def test_nineteen_pipeline_tables_and_the_quality_log_each_with_one_asset():
     assert len(ALL_TABLES) == 19 and set(SPECS) == set(TABLES_BY_KEY)
 
 

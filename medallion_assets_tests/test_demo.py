@@ -66,3 +66,14 @@ def test_demo_builds_every_table_and_each_day_reports_its_own_figures(kafka_boot
         for asset in daily:
             for spec in asset.check_specs:
                 assert evaluations[(spec.asset_key, spec.name)] == DAYS, spec.key  # one evaluation per day
+
+    # The demo's run as an operator finds it: one row per check evaluation in ops/quality_log, read
+    # with delta-rs, and a rollback plan naming every table it created.
+    log = DeltaTable(str(tmp_path / "warehouse" / "ops" / "quality_log")).to_pyarrow_table().to_pylist()
+    assert sum(1 for r in log if r["run_id"] == run.run_id and r["kind"] == "check") == sum(evaluations.values())
+    plan = subprocess.run(
+        [sys.executable, "-m", "medallion_assets.ops", "rollback", run.run_id, "--dry-run"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert plan.returncode == 0, plan.stderr
+    for table in ALL_TABLES:
+        assert f"  {table.path} " in plan.stdout and "-> empty (the run created it)" in plan.stdout, table.path

@@ -65,7 +65,7 @@ from medallion_assets.resources.spark import SparkResource
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import days_run
 from medallion_assets.sources import SONGS_CSV
-from medallion_assets.tables import ALL_TABLES, DIM_ARTISTS, DIM_DATETIME, DIM_SONGS, DIM_USERS, RAW
+from medallion_assets.tables import ALL_TABLES, DIM_ARTISTS, DIM_DATETIME, DIM_SONGS, DIM_USERS, QUALITY_LOG, RAW
 
 pytestmark = pytest.mark.fast
 
@@ -94,15 +94,15 @@ def test_definitions_load_and_wire_every_job_sensor_and_schedule():
     Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
     assert {s.name for s in repo.sensor_defs} == {"kafka_offsets_sensor", "raw_to_gold_sensor", "reference_files_sensor"}
-    assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "weekly_maintenance_schedule"}
-    assert {"ingest_job", "medallion_job", "downstream_job", "maintenance_job"} <= set(repo.job_names)
+    assert {s.name for s in repo.schedule_defs} == {"daily_schedule", "weekly_maintenance_schedule", "hourly_quality_log_schedule"}
+    assert {"ingest_job", "medallion_job", "downstream_job", "maintenance_job", "quality_log_job", "rollback_job"} <= set(repo.job_names)
     for name in ("kafka_offsets_sensor", "raw_to_gold_sensor"):
         assert repo.get_sensor_def(name).minimum_interval_seconds == SENSOR_INTERVAL_S
     assert repo.get_sensor_def("raw_to_gold_sensor").job_name == "downstream_job"
-    # One asset per table of tables.ALL_TABLES, each with a backfill policy (single-run ranges).
+    # One asset per table of tables.ALL_TABLES, each with a backfill policy (single-run ranges), and the quality log.
     materializable = {key: a for key, a in repo.assets_defs_by_key.items() if a.is_materializable}
-    assert set(materializable) == {t.asset_key for t in ALL_TABLES}
-    assert all(a.backfill_policy is not None for a in materializable.values())
+    assert set(materializable) == {t.asset_key for t in ALL_TABLES} | {QUALITY_LOG.asset_key}
+    assert all(materializable[t.asset_key].backfill_policy is not None for t in ALL_TABLES)
 
 
 def test_jobs_select_what_their_names_say():
@@ -115,7 +115,8 @@ def test_jobs_select_what_their_names_say():
 
 def test_every_step_that_writes_below_raw_is_in_the_below_raw_pool():
     pools = {key: a.op.pool for a in all_assets for key in a.keys}
-    assert {key for key, pool in pools.items() if pool is None} == RAW_KEYS
+    # raw only appends; the quality log's step compacts and reads the log, which every step only appends to
+    assert {key for key, pool in pools.items() if pool is None} == RAW_KEYS | {QUALITY_LOG.asset_key}
     assert set(pools.values()) == {None, BELOW_RAW_POOL}
     assert maintenance_job.graph.node_defs[0].pool == BELOW_RAW_POOL  # OPTIMIZE rewrites their files too
 

@@ -138,3 +138,31 @@ def test_a_writer_that_stops_early_stops_the_reader():
     assert [next(items) for _ in range(3)] == [0, 1, 2]
     items.close()  # joins the reader thread
     assert len(read) <= 3 + 2 + 1
+
+
+def test_what_the_contract_does_not_describe_is_rescued_as_a_json_object():
+    values = [
+        event("2018-10-01T10:00:00"),  # the contract's fields only
+        event("2018-10-01T10:00:00", user=7, sessionId="12"),  # ids as numbers or strings: both producers do
+        event("2018-10-01T10:00:00", bitrate=320, device={"os": "x", "tags": [1, 2]}, note=None),  # outside it
+        event("2018-10-01T10:00:00", duration="200.5", city=12),  # contract fields of another JSON kind
+        with_field("song", '"[Untitled]"'),  # a string that looks nested stays a string
+        b"{not json",
+    ]
+    rows = parsed("listen_events", values)
+    rescued = [None if r["rescued"] is None else json.loads(r["rescued"]) for r in rows]
+    assert rescued == [
+        None,
+        None,
+        {"bitrate": 320, "device": {"os": "x", "tags": [1, 2]}, "note": None},
+        {"duration": "200.5", "city": 12},
+        None,
+        None,
+    ]
+    assert (rows[3]["duration"], rows[3]["city"], rows[3]["parse_error"]) == (200.5, "12", None)  # still read
+
+
+def test_a_field_of_another_topic_is_outside_this_topics_contract():
+    (listen,) = parsed("listen_events", [event("2018-10-01T10:00:00", page="NextSong", status=200)])
+    (view,) = parsed("page_view_events", [event("2018-10-01T10:00:00", page="NextSong", status=200)])
+    assert json.loads(listen["rescued"]) == {"page": "NextSong", "status": 200} and view["rescued"] is None

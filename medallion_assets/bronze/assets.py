@@ -11,7 +11,9 @@ from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResu
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from medallion_assets.bronze.drift import UNEXPECTED_FIELDS, drift_results, rescued_per_day
 from medallion_assets.bronze.transform import duplicate_copies, flag, mark_duplicates, to_bronze
+from medallion_assets.ops.quality_log import QUARANTINE_TALLY
 from medallion_assets.quality.checks import samples_by
 from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
 from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
@@ -80,13 +82,22 @@ def day_figures(tally: dict[tuple[date, str | None], int], days: Sequence[date])
     }
 
 
+def tally_by_day(tally: dict[tuple[date, str | None], int], days: Sequence[date]) -> dict[str, dict]:
+    """Per day: raw records read, and rows rejected per reason (the quality log's quarantine rows)."""
+    figures = day_figures(tally, days)
+    return {
+        d.isoformat(): {"raw_records": figures[d]["raw_records"], "rejected": {r: n for (day, r), n in tally.items() if day == d and r}}
+        for d in days
+    }
+
+
 def write_bronze(
     context: AssetExecutionContext, warehouse: WarehouseResource, part: Classified, quarantined: DataFrame | None
 ) -> Iterator[Event]:
     """Write one topic's kept rows over its days; report them and each drop rule per day (a failing
     rule's sample from `quarantined`, the quarantine rows of the days, when written)."""
     table, days = BRONZE[part.topic], part.days
-    commit = warehouse.replace_days(table, to_bronze(part.rows, part.topic), days)
+    commit = warehouse.replace_days(table, to_bronze(part.rows, part.topic), days, observe=rescued_per_day(days))
     tally = part.tally(commit.day_rows)
     outcomes = day_drop_outcomes(table, tally, days)
     failing = {rule.name for rule, per_day in outcomes.items() for o in per_day.values() if not rule.check.passed(o)}
@@ -99,8 +110,12 @@ def write_bronze(
         context,
         commit,
         days,
-        [e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)],
-        {"raw_records": sum(tally.values()), "rejected_by_reason": MetadataValue.json(dict(rejected))},
+        [*(e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)), *drift_results(warehouse, commit, part.topic, days)],
+        {
+            "raw_records": sum(tally.values()),
+            "rejected_by_reason": MetadataValue.json(dict(rejected)),
+            QUARANTINE_TALLY: MetadataValue.json(tally_by_day(tally, days)),
+        },
         day_figures(tally, days),
     )
 
@@ -142,7 +157,7 @@ def reconcile(warehouse: WarehouseResource, parts: Sequence[Classified], days: S
 @tables_asset(
     "bronze",
     [table_spec(BRONZE[t], [RAW[t]]) for t in TOPICS] + [table_spec(QUARANTINE, list(RAW.values()))],
-    checks=[*(rule.check for t in TOPICS for rule in expectations_for(BRONZE[t])), RECONCILIATION],
+    checks=[*(rule.check for t in TOPICS for rule in expectations_for(BRONZE[t])), *UNEXPECTED_FIELDS.values(), RECONCILIATION],
 )
 def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: WarehouseResource) -> Iterator[Event]:
     """Each selected topic's raw rows of the run's days, classified once: kept in bronze, rejected to quarantine."""

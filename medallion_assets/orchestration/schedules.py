@@ -1,4 +1,4 @@
-"""Schedules: the daily rebuild below raw, and the weekly Delta maintenance."""
+"""Schedules: the daily rebuild below raw, the weekly Delta maintenance, the hourly audit of the quality log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
-from medallion_assets.orchestration.jobs import downstream_job
+from medallion_assets.orchestration.jobs import downstream_job, quality_log_job
 from medallion_assets.orchestration.maintenance import maintenance_job
 from medallion_assets.orchestration.partitions import partition_bounds, range_tags
 
@@ -35,4 +35,14 @@ weekly_maintenance_schedule = ScheduleDefinition(
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Sundays at 03:00 UTC: OPTIMIZE and VACUUM (168 h retention) of every Delta table.",
+)
+
+
+hourly_quality_log_schedule = ScheduleDefinition(
+    name="hourly_quality_log_schedule",
+    job=quality_log_job,
+    cron_schedule="50 * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Hourly at :50: compact ops/quality_log and audit the last day's runs against the event log.",
 )

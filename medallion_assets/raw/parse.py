@@ -11,6 +11,10 @@ How a JSON value becomes a field of each type:
   beyond the double range does not fit.
 - boolean: true / false, or a string or number reading t, true, y, yes, 1 / f, false, n, no, 0.
 
+`rescued` keeps what the contract does not describe, as a JSON object (null when there is none): every
+field outside it, and every contract field that arrives as another JSON kind than its producers send
+(schemas.json_kinds), even when it still fits its type. Nothing is read from it; it makes drift seen.
+
 DuckDB reads JSON a little more leniently than the standard: a trailing comma, or a bare NaN or
 Infinity, still makes a well-formed message. Of a key given twice, the first value counts.
 """
@@ -26,13 +30,15 @@ import pyarrow.compute as pc
 
 from medallion_assets.raw.days import MAX_EPOCH_MS, MIN_EPOCH_MS
 from medallion_assets.resources.kafka import RECORD_SCHEMA
-from medallion_assets.schemas import event_fields
+from medallion_assets.schemas import event_fields, json_kinds
 from medallion_assets.tables import RAW
 
 _INTEGER = r"^\s*[+-]?[0-9]+\s*$"
 _DECIMAL = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 _SPECIAL_DOUBLES = ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
 _TRUE = ("t", "true", "y", "yes", "1")
+# DuckDB's json_type of each JSON kind (an explicit JSON null is 'NULL', and never drift).
+_DUCKDB_KINDS = {"string": ("VARCHAR",), "number": ("BIGINT", "UBIGINT", "DOUBLE"), "boolean": ("BOOLEAN",)}
 _FALSE = ("f", "false", "n", "no", "0")
 
 
@@ -89,23 +95,47 @@ def _field_sql(name: str, sql_type: str) -> str:
     raise ValueError(f"no JSON reading for {sql_type} field {name}")
 
 
+def _rescued_sql(topic: str) -> str:
+    """`rescued` of a well-formed message: its fields outside the contract and those of another JSON kind.
+
+    One more parse finds each contract field's kind (`_kinds`, in field order) and counts the keys;
+    only a message with drift is parsed again to build the object.
+    """
+    kinds = json_kinds(topic)
+    drifted = [
+        f"_kinds[{i}] NOT IN ({_quoted(['NULL', *(k for kind in allowed for k in _DUCKDB_KINDS[kind])])})"
+        for i, allowed in enumerate(kinds.values(), start=1)
+    ]
+    removed = "{" + ", ".join(f'"{name}": null' for name in kinds) + "}"  # a merge patch removing the contract's fields
+    kept_back = ", ".join(
+        f"""'{name}', CASE WHEN {test} THEN json_extract(_text, '$."{name}"') END""" for name, test in zip(kinds, drifted)
+    )
+    return (
+        f"CASE WHEN len(json_keys(_text)) > list_count(_kinds) OR {' OR '.join(drifted)} THEN "
+        f"nullif(json_merge_patch(json_merge_patch(_text, '{removed}'), json_object({kept_back})), '{{}}') END"
+    )
+
+
 def _parse_sql(topic: str) -> str:
     """The query turning `records` (with `_text`, `_utf8`) into the topic's typed fields and parse_error."""
     fields = {name: dtype.simpleString() for name, dtype in event_fields(topic).items()}
     struct = "{" + ", ".join(f'"{name}": "VARCHAR"' for name in fields) + "}"
     typed = ",\n      ".join(f'{_field_sql(name, sql_type)} AS "{name}"' for name, sql_type in fields.items())
     misfits = ", ".join(f"""CASE WHEN _json."{name}" IS NOT NULL AND "{name}" IS NULL THEN '{name}' END""" for name in fields)
+    paths = "[" + ", ".join(f"""'$."{name}"'""" for name in fields) + "]"
     return f"""
-SELECT * EXCLUDE (_empty, _utf8, _json, _misfits),
+SELECT * EXCLUDE (_empty, _utf8, _json, _misfits, _text, _kinds),
   CASE WHEN _empty THEN 'empty message'
        WHEN NOT _utf8 THEN 'not UTF-8'
        WHEN _json IS NULL THEN 'invalid JSON object'
        WHEN _misfits <> '' THEN 'wrong type: ' || _misfits END AS parse_error,
+  CASE WHEN _json IS NOT NULL THEN {_rescued_sql(topic)} END AS rescued,
   CASE WHEN ts BETWEEN {MIN_EPOCH_MS} AND {MAX_EPOCH_MS} THEN CAST(epoch_ms(ts) AS DATE) END AS event_date
 FROM (
   SELECT *, concat_ws(',', {misfits}) AS _misfits
   FROM (
-    SELECT _offset, _empty, _utf8, _json,
+    SELECT _offset, _empty, _utf8, _json, _text,
+      CASE WHEN _json IS NOT NULL THEN json_type(_text, {paths}) END AS _kinds,
       {typed}
     FROM (
       SELECT _offset, _empty, _utf8, _text,
@@ -141,6 +171,7 @@ def parse_records(records: pa.Table, topic: str, ingested_at: datetime | None = 
         "value_bytes": pc.if_else(utf8, pa.scalar(None, pa.binary()), records["value"]),
         **{name: fields[name] for name in event_fields(topic)},
         "parse_error": fields["parse_error"],
+        "rescued": fields["rescued"],
         "event_date": fields["event_date"],
         "ingestion_timestamp": pa.repeat(pa.scalar(at, schema.field("ingestion_timestamp").type), records.num_rows),
     }

@@ -25,7 +25,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataV
 from delta import exceptions as delta_exceptions
 from deltalake import CommitProperties, Transaction, write_deltalake
 from deltalake import DeltaTable as RsDeltaTable
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql import Column, DataFrame, DataFrameWriter, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -46,6 +46,16 @@ CONFLICT_JAVA_CLASSES = frozenset(f"io.delta.exceptions.{name}" for name in delt
 WRITE_ATTEMPTS = 4
 # The Delta log's names of the types whose Spark SQL names differ.
 SPARK_TYPE_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
+
+
+# Each commit's userMetadata: a unique token, and the Dagster run that wrote it (how rollback finds a run's commits).
+COMMIT_TOKEN = re.compile(r"^medallion-write-[0-9a-f]{32}(?: run (?P<run_id>\S+))?$")
+
+
+def written_by(user_metadata: str | None) -> str | None:
+    """The run id a commit's userMetadata names (None for a commit made outside a run, or by another writer)."""
+    match = COMMIT_TOKEN.match(user_metadata or "")
+    return match.group("run_id") if match else None
 
 
 class MissingUpstreamTableError(RuntimeError):
@@ -252,9 +262,13 @@ class WarehouseResource(ConfigurableResource):
         packages = [hadoop_aws_package()] if self.on_s3 else []
         return self.spark_resource.session_with(self.spark_settings(), packages)
 
+    _run_id: str | None = PrivateAttr(default=None)
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Every run checks the root first, so a bad location fails before any table is touched."""
+        """Every run checks the root first, so a bad location fails before any table is touched; its
+        commits then name the run."""
         self.ensure_writable()
+        self._run_id = context.run.run_id if context.run else None
 
     def ensure_writable(self) -> None:
         """Fail fast, naming the path, when a local warehouse root cannot be written."""
@@ -321,6 +335,29 @@ class WarehouseResource(ConfigurableResource):
                 files = files.filter(pc.invert(pc.is_in(files["path"], value_set=before["path"])))
         return files
 
+    def days_changed(self, table: Table, before: int | None, after: int) -> set[date]:
+        """The days whose files differ between two versions of a daily table (`before` None: no table yet)."""
+        column = f"partition.{self._day_column(table)}"
+        old = self._files(self.delta_rs(table, before), table) if before is not None else None
+        new = self._files(self.delta_rs(table, after), table)
+        paths = [set(f["path"].to_pylist()) if f is not None else set() for f in (old, new)]
+        changed = paths[0] ^ paths[1]
+        return {
+            day
+            for files in (old, new)
+            if files is not None
+            for path, day in zip(files["path"].to_pylist(), files[column].to_pylist())
+            if path in changed and day is not None
+        }
+
+    def kafka_partitions(self, table: Table) -> set[int]:
+        """The Kafka partitions a raw table holds records of, from its files' statistics."""
+        files = self._files(self.delta_rs(table), table)
+        if files is None or files.num_rows == 0 or "min.kafka_partition" not in files.column_names:
+            return set()
+        low, high = files["min.kafka_partition"].to_pylist(), files["max.kafka_partition"].to_pylist()
+        return {p for lo, hi in zip(low, high) if lo is not None and hi is not None for p in range(lo, hi + 1)}
+
     def _day_counts(self, table: Table, files: pa.Table | None, days: Sequence[date] | None) -> dict[date, int]:
         """Rows per day partition of the live files."""
         column = f"partition.{self._day_column(table)}"
@@ -359,8 +396,9 @@ class WarehouseResource(ConfigurableResource):
     @staticmethod
     def _writer(table: Table, df: DataFrame) -> DataFrameWriter:
         """A Delta writer of `df`; a write that creates the table limits its file statistics to the table's
-        stats columns (a table property, kept by every later write)."""
-        writer = df.write.format("delta")
+        stats columns (a table property, kept by every later write). A column tables.py added since the
+        table was created is added to it (its older rows hold null); column_schema_matches checks the rest."""
+        writer = df.write.format("delta").option("mergeSchema", "true")
         if table.stats_columns:
             writer = writer.option(STATS_COLUMNS, ",".join(table.stats_columns))
         return writer
@@ -414,12 +452,51 @@ class WarehouseResource(ConfigurableResource):
             data,
             partition_by=[self._day_column(table)],
             mode="append",
+            schema_mode="merge",  # a column tables.py added since the table was created (older rows hold null)
             storage_options=self.storage_options() or None,
             # a write that creates the table keeps file statistics to the table's stats columns, as Spark's writes do
             configuration=None if delta is not None or not table.stats_columns else {STATS_COLUMNS: ",".join(table.stats_columns)},
             commit_properties=CommitProperties(custom_metadata={"userMetadata": token}, app_transactions=[Transaction(app, v) for app, v in transactions.items()]),
         )
         return self._commit(table, token, None)
+
+    def append(self, table: Table, rows: pa.Table) -> None:
+        """Append Arrow rows with delta-rs (no JVM), creating the table on the first append."""
+        delta = self.delta_rs(table)
+        write_deltalake(
+            delta if delta is not None else delta_rs_uri(self.uri(table)),
+            rows,
+            mode="append",
+            storage_options=self.storage_options() or None,
+            commit_properties=CommitProperties(custom_metadata={"userMetadata": self._token()}),
+        )
+
+    def restore(self, table: Table, version: int | None) -> None:
+        """RESTORE the table to a version (Delta SQL, so over Spark Connect too); None empties it (the version
+        before the one that created it)."""
+        session = self.session
+        session.conf.set(COMMIT_USER_METADATA, self._token())
+        try:
+            name = self.sql_name(table)
+            session.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}" if version is not None else f"DELETE FROM {name}").collect()
+        finally:
+            session.conf.unset(COMMIT_USER_METADATA)
+
+    def commit_transactions(self, table: Table, transactions: Mapping[str, int]) -> None:
+        """Record transactions (app id -> version) in a commit of no rows (delta-rs): a lower version than
+        the table holds replaces it, as rollback of raw's Kafka offsets needs."""
+        delta = self.delta_rs(table)
+        if delta is None:
+            raise MissingUpstreamTableError(self._missing(table))
+        write_deltalake(
+            delta,
+            pa.schema(delta.schema().to_arrow()).empty_table(),
+            mode="append",
+            storage_options=self.storage_options() or None,
+            commit_properties=CommitProperties(
+                custom_metadata={"userMetadata": self._token()}, app_transactions=[Transaction(app, v) for app, v in transactions.items()]
+            ),
+        )
 
     def append_once_with_spark(self, table: Table, df: DataFrame, app_id: str, version: int) -> Commit:
         """Append a DataFrame by day with Spark's Delta writer in one commit that records the transaction
@@ -480,9 +557,9 @@ class WarehouseResource(ConfigurableResource):
         """What a step that wrote nothing reports: no commit, and the rows the table holds."""
         return self._commit(table, None, None, days)
 
-    @staticmethod
-    def _token() -> str:
-        return f"medallion-write-{uuid.uuid4().hex}"
+    def _token(self) -> str:
+        """A commit's userMetadata: unique, naming the run (COMMIT_TOKEN)."""
+        return f"medallion-write-{uuid.uuid4().hex}" + (f" run {self._run_id}" if self._run_id else "")
 
     def _commit(self, table: Table, token: str | None, df: DataFrame | None, days: Sequence[date] = ()) -> Commit:
         """The commit this write made (found by its token; none without one), and the table's rows after it.

@@ -1,0 +1,205 @@
+"""Rollback of a run: every table it committed to goes back to its version before the run, downstream
+first, with raw's Kafka offsets and Dagster's metadata kept true.
+
+Every commit names the run that made it (warehouse.COMMIT_TOKEN), so the plan comes from the Delta
+logs alone (delta-rs, no Spark): for each table, the run's first commit, and any later commit of
+another run, which stops the rollback unless it cascades to those runs too. Raw records how far it
+holds each Kafka partition as a Delta transaction that RESTORE does not take back; the rollback
+commits the older offsets again, so the next ingestion reads those records anew.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pyarrow as pa
+from dagster import AssetMaterialization, Config, MetadataValue, OpExecutionContext, job, op
+from pydantic import Field
+
+from medallion_assets.raw.offsets import partition_app_id
+from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError
+from medallion_assets.resources.warehouse import WarehouseResource, written_by
+from medallion_assets.tables import ALL_TABLES, RAW, Table
+
+# Operations that leave a table's rows as they are: a later one does not stop a rollback.
+ROWS_UNCHANGED = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+# Downstream first: gold, silver, bronze, then raw.
+RESTORE_ORDER: tuple[Table, ...] = tuple(reversed(ALL_TABLES))
+
+
+class RollbackRefused(RuntimeError):
+    """The rollback would undo what a later run wrote, or the run committed to no table."""
+
+
+@dataclass(frozen=True)
+class TableRollback:
+    """One table of the plan: its version before the rolled-back runs (None: they created it), now."""
+
+    table: Table
+    before: int | None
+    latest: int
+    run_versions: tuple[int, ...]  # the commits of the rolled-back runs
+    later_runs: tuple[str, ...] = ()  # other runs that committed after the first of them
+
+
+@dataclass(frozen=True)
+class OffsetReset:
+    """A Kafka partition raw goes back on: from the offset it holds now to the one it held before."""
+
+    table: Table  # the raw table
+    topic: str  # the physical Kafka topic
+    partition: int
+    held: int
+    back_to: int
+    lost: int | None  # records Kafka no longer holds among those to read again (None: Kafka unreachable)
+
+    @property
+    def app_id(self) -> str:
+        """The Delta transaction of the partition."""
+        return partition_app_id(self.topic, self.partition)
+
+
+@dataclass
+class Plan:
+    """What rolling back `run_id` does: the runs it undoes, each table (restore order), each offset."""
+
+    run_id: str
+    runs: list[str]
+    tables: list[TableRollback]
+    offsets: list[OffsetReset] = field(default_factory=list)
+    kafka_error: str | None = None
+
+    @property
+    def blockers(self) -> dict[str, tuple[str, ...]]:
+        """Table -> the later runs that stop the rollback (none when cascading)."""
+        return {t.table.path: t.later_runs for t in self.tables if t.later_runs}
+
+    def lines(self) -> Iterator[str]:
+        """The plan as text."""
+        yield f"Rollback of run {self.run_id}" + (f" with the runs after it: {', '.join(self.runs[1:])}" if self.runs[1:] else "")
+        for t in self.tables:
+            target = f"version {t.before}" if t.before is not None else "empty (the run created it)"
+            yield f"  {t.table.path:<34} version {t.latest} -> {target}   (run commits: {', '.join(map(str, t.run_versions))})"
+        for o in self.offsets:
+            lost = "" if not o.lost else f"; Kafka no longer holds {o.lost} of those records"
+            yield f"  offsets {o.topic}[{o.partition}]: {o.held} -> {o.back_to}, {o.held - o.back_to} records to ingest again{lost}"
+        if self.kafka_error:
+            yield f"  Kafka unreachable, retention not checked: {self.kafka_error}"
+        for path, runs in self.blockers.items():
+            yield f"  REFUSED: {path} was changed by later runs {', '.join(runs)} (--cascade rolls them back too)"
+
+
+def run_commits(warehouse: WarehouseResource, table: Table) -> list[tuple[int, str | None, str]]:
+    """(version, run id, operation) of every commit of a table, oldest first (none when it does not exist)."""
+    delta = warehouse.delta_rs(table)
+    if delta is None:
+        return []
+    return sorted((int(c["version"]), written_by(c.get("userMetadata")), str(c.get("operation"))) for c in delta.history())
+
+
+def plan_tables(commits: dict[Table, list[tuple[int, str | None, str]]], run_id: str, cascade: bool) -> tuple[list[str], list[TableRollback]]:
+    """The runs to undo (`run_id` first, then those cascading adds) and each table's rollback."""
+    runs = [run_id]
+    while True:
+        tables = []
+        for table in RESTORE_ORDER:
+            ours = [v for v, r, _ in commits.get(table, []) if r in runs]
+            if not ours:
+                continue
+            later = [r or "(a writer outside any run)" for v, r, op in commits[table] if v > ours[0] and r not in runs and op not in ROWS_UNCHANGED]
+            latest = commits[table][-1][0]
+            tables.append(TableRollback(table, ours[0] - 1 if ours[0] > 0 else None, latest, tuple(ours), tuple(dict.fromkeys(later))))
+        added = [r for t in tables for r in t.later_runs if r not in runs and not r.startswith("(")]
+        if not cascade or not added:
+            return runs, tables
+        runs += list(dict.fromkeys(added))
+
+
+def plan_offsets(warehouse: WarehouseResource, kafka: KafkaResource, tables: Sequence[TableRollback]) -> tuple[list[OffsetReset], str | None]:
+    """Per Kafka partition of each raw table in the plan, the offset raw held before; what Kafka lost of them."""
+    resets, error = [], None
+    for t in tables:
+        topic = next((name for name, raw in RAW.items() if raw == t.table), None)
+        if topic is None:
+            continue
+        physical = kafka.topic(topic)
+        now, before = warehouse.delta_rs(t.table), warehouse.delta_rs(t.table, t.before) if t.before is not None else None
+        try:
+            marks = kafka.end_offsets(topic)
+        except KafkaUnavailableError as unreachable:
+            marks, error = {}, str(unreachable)
+        partitions = set(marks) | set(warehouse.kafka_partitions(t.table))
+        for p in sorted(partitions):
+            app = partition_app_id(physical, p)
+            held = (now.transaction_version(app) if now is not None else None) or 0
+            back_to = (before.transaction_version(app) if before is not None else None) or 0
+            if held != back_to:
+                low = marks[p][0] if p in marks else None
+                resets.append(OffsetReset(t.table, physical, p, held, back_to, None if low is None else max(0, low - back_to)))
+    return resets, error
+
+
+def plan(warehouse: WarehouseResource, kafka: KafkaResource, run_id: str, cascade: bool = False) -> Plan:
+    """The rollback of a run, from the Delta logs and Kafka's watermarks; nothing is changed."""
+    commits = {table: run_commits(warehouse, table) for table in ALL_TABLES}
+    runs, tables = plan_tables(commits, run_id, cascade)
+    if not tables:
+        raise RollbackRefused(f"run {run_id} committed to no table under {warehouse.root_uri}")
+    offsets, error = plan_offsets(warehouse, kafka, tables)
+    return Plan(run_id, runs, tables, offsets, error)
+
+
+def restored(warehouse: WarehouseResource, t: TableRollback, plan_: Plan) -> Iterator[AssetMaterialization]:
+    """The materializations of a restored table: one per day whose files changed (daily tables), else one."""
+    metadata: dict[str, Any] = {
+        "restored_to_version": t.before if t.before is not None else MetadataValue.text("empty"),
+        "rolled_back_run": plan_.run_id,
+        "rolled_back_runs": MetadataValue.json(plan_.runs),
+        "dagster/row_count": warehouse.total_rows(t.table),
+        "table_uri": MetadataValue.path(warehouse.uri(t.table)),
+    }
+    if t.table.partition_column is None or t.table.layer == "raw":
+        yield AssetMaterialization(asset_key=t.table.asset_key, metadata=metadata)
+        return
+    days: set[date] = warehouse.days_changed(t.table, t.before, t.latest)
+    rows = warehouse.day_rows(t.table, sorted(days))
+    for day in sorted(days):
+        yield AssetMaterialization(
+            asset_key=t.table.asset_key, partition=day.isoformat(), metadata={**metadata, "dagster/partition_row_count": rows.get(day, 0)}
+        )
+
+
+def execute(warehouse: WarehouseResource, plan_: Plan) -> Iterator[AssetMaterialization]:
+    """Restore each table (downstream first), take raw's offsets back, and report each table restored."""
+    if plan_.blockers:
+        raise RollbackRefused("\n".join(plan_.lines()))
+    for t in plan_.tables:
+        warehouse.restore(t.table, t.before)
+        offsets = {o.app_id: o.back_to for o in plan_.offsets if o.table == t.table}
+        if offsets:  # RESTORE keeps the latest transactions: commit the older ones again
+            warehouse.commit_transactions(t.table, offsets)
+        yield from restored(warehouse, t, plan_)
+
+
+class RollbackConfig(Config):
+    """Which run to roll back, and how."""
+
+    run_id: str = Field(description="The run whose changes to undo.")
+    cascade: bool = Field(default=False, description="Also roll back the later runs that changed the same tables.")
+    dry_run: bool = Field(default=False, description="Only log the plan; change nothing.")
+
+
+@op(out={}, description="Restore every table a run changed to its version before the run (downstream first), offsets included.")
+def rollback_run(context: OpExecutionContext, config: RollbackConfig, warehouse: WarehouseResource, kafka: KafkaResource) -> Iterator[Any]:
+    """Plan, log the plan, then (unless a dry run) restore and record a materialization per restored table."""
+    plan_ = plan(warehouse, kafka, config.run_id, config.cascade)
+    context.log.info("\n".join(plan_.lines()))
+    if not config.dry_run:
+        yield from execute(warehouse, plan_)
+
+
+@job(description="Undo a run: its tables back to their versions before it, Kafka offsets and metadata kept true.")
+def rollback_job() -> None:
+    """One step: rollback_run."""
+    rollback_run()
