@@ -14,6 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 from dagster import DagsterEventType, ExecuteInProcessResult, materialize
 from deltalake import DeltaTable as RsDeltaTable
 
@@ -24,7 +26,8 @@ from medallion_assets.orchestration.jobs import PIPELINE
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runs import materialize_days
 from medallion_assets.schemas import SONGS_CSV_COLUMNS
-from medallion_assets.tables import ALL_TABLES, BRONZE, QUALITY_LOG, RAW, Table
+from medallion_assets.tables import ALL_TABLES, BRONZE, QUALITY_LOG, RAW
+from medallion_assets.topics import client_settings
 from medallion_assets_tests.events import encode, event
 from medallion_assets_tests.pipeline import NOT_RAW, LivePipeline
 
@@ -78,6 +81,7 @@ class Story:
     planned: Plan
     rollback: ExecuteInProcessResult
     after_rollback: dict[str, list[str]]
+    offsets_after_rollback: dict[str, int | None]
 
 
 def offsets(pipe: LivePipeline) -> dict[str, int | None]:
@@ -113,7 +117,7 @@ def story(kafka_bootstrap, spark, tmp_path_factory) -> Story:
         resources={k: pipe.resources[k] for k in ("warehouse", "kafka")},
         instance=pipe.instance,
     )
-    return Story(pipe, good, bad, later, before_bad, offsets_before_bad, refused, dry_run, planned, rollback, snapshot(pipe.root))
+    return Story(pipe, good, bad, later, before_bad, offsets_before_bad, refused, dry_run, planned, rollback, snapshot(pipe.root), offsets(pipe))
 
 
 def test_the_runs_succeed(story):
@@ -141,7 +145,7 @@ def test_rollback_leaves_every_table_as_before_the_bad_load(story):
 
 
 def test_rollback_takes_raw_offsets_back(story):
-    assert {p: v or 0 for p, v in offsets(story.pipe).items()} == {p: v or 0 for p, v in story.offsets_before_bad.items()}
+    assert {p: v or 0 for p, v in story.offsets_after_rollback.items()} == {p: v or 0 for p, v in story.offsets_before_bad.items()}
     assert sum(v or 0 for v in story.offsets_before_bad.values()) == 3  # the good load's three listens
 
 
@@ -157,10 +161,17 @@ def test_rollback_records_a_materialization_per_restored_table(story):
     assert fact[0].materialization.metadata["dagster/partition_row_count"].value == 2
 
 
-def test_ingesting_again_equals_a_warehouse_that_never_saw_the_bad_load(story, spark, tmp_path_factory):
-    assert story.pipe.run_days(DAY, DAY, selection=PIPELINE).success
+@pytest.fixture(scope="module")
+def again(story, tmp_path_factory) -> tuple[ExecuteInProcessResult, LivePipeline]:
+    """Ingestion after the rollback (songs.csv right again), and a warehouse fed by the same topics from scratch."""
+    rerun = story.pipe.run_days(DAY, DAY, selection=PIPELINE)
     fresh = story.pipe.sharing_topics(tmp_path_factory.mktemp("fresh"))
-    assert fresh.run_days(DAY, DAY, selection=PIPELINE).success
+    assert rerun.success and fresh.run_days(DAY, DAY, selection=PIPELINE).success
+    return rerun, fresh
+
+
+def test_ingesting_again_equals_a_warehouse_that_never_saw_the_bad_load(story, again, spark):
+    _, fresh = again
     assert story.pipe.rows(RAW["listen_events"]) == 6
     for table in ALL_TABLES:
         a = spark.read.format("delta").load(story.pipe.uri(table)).drop("ingestion_timestamp")
@@ -200,3 +211,17 @@ def test_a_field_outside_the_contract_is_rescued_and_named(story):
     assert drift[0].metadata["failed_rows"].value == 1 and drift[0].metadata["total_rows"].value == 2
     others = [e for e in story.good.get_asset_check_evaluations() if e.check_name == "unexpected_fields" and e.asset_key != BRONZE["listen_events"].asset_key]
     assert others and all(e.passed for e in others)
+
+
+def test_the_plan_counts_the_records_kafka_no_longer_holds(story, again, kafka_bootstrap):
+    rerun, _ = again
+    kafka = story.pipe.resources["kafka"]
+    topic = kafka.topic("listen_events")
+    marks = kafka.end_offsets("listen_events")
+    admin = AdminClient(client_settings(kafka_bootstrap))
+    for future in admin.delete_records([TopicPartition(topic, p, high) for p, (_, high) in marks.items() if high]).values():
+        future.result(30)  # retention, as it would delete them: every listen record so far
+    planned = plan(WarehouseResource(root=str(story.pipe.root)), kafka, rerun.run_id)
+    lost = {o.partition: o.lost for o in planned.offsets if o.topic == topic}
+    assert sum(lost.values()) == 3 and all(o.held - o.back_to == o.lost for o in planned.offsets if o.topic == topic)
+    assert "Kafka no longer holds" in "\n".join(planned.lines())

@@ -24,7 +24,7 @@ def rollback(run_id: str, dry_run: bool, cascade: bool) -> int:
         print(refused, file=sys.stderr)
         return REFUSED
     print("\n".join(planned.lines()))
-    if planned.blockers:
+    if planned.refused:
         return REFUSED
     if dry_run:
         print("Dry run: nothing changed.")

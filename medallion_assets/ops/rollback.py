@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import pyarrow as pa
 from dagster import AssetMaterialization, Config, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
@@ -41,6 +40,7 @@ class TableRollback:
     latest: int
     run_versions: tuple[int, ...]  # the commits of the rolled-back runs
     later_runs: tuple[str, ...] = ()  # other runs that committed after the first of them
+    vacuumed: bool = False  # a VACUUM ran after `before`: the files it needs may be gone
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ class Plan:
         """Table -> the later runs that stop the rollback (none when cascading)."""
         return {t.table.path: t.later_runs for t in self.tables if t.later_runs}
 
+    @property
+    def refused(self) -> bool:
+        """Whether the plan cannot be carried out: later runs not cascaded, or a table vacuumed since."""
+        return bool(self.blockers) or any(t.vacuumed for t in self.tables)
+
     def lines(self) -> Iterator[str]:
         """The plan as text."""
         yield f"Rollback of run {self.run_id}" + (f" with the runs after it: {', '.join(self.runs[1:])}" if self.runs[1:] else "")
@@ -88,6 +93,9 @@ class Plan:
             yield f"  Kafka unreachable, retention not checked: {self.kafka_error}"
         for path, runs in self.blockers.items():
             yield f"  REFUSED: {path} was changed by later runs {', '.join(runs)} (--cascade rolls them back too)"
+        for t in self.tables:
+            if t.vacuumed:
+                yield f"  REFUSED: {t.table.path} was vacuumed after version {t.before}: the files it needs may be gone"
 
 
 def run_commits(warehouse: WarehouseResource, table: Table) -> list[tuple[int, str | None, str]]:
@@ -109,7 +117,9 @@ def plan_tables(commits: dict[Table, list[tuple[int, str | None, str]]], run_id:
                 continue
             later = [r or "(a writer outside any run)" for v, r, op in commits[table] if v > ours[0] and r not in runs and op not in ROWS_UNCHANGED]
             latest = commits[table][-1][0]
-            tables.append(TableRollback(table, ours[0] - 1 if ours[0] > 0 else None, latest, tuple(ours), tuple(dict.fromkeys(later))))
+            before = ours[0] - 1 if ours[0] > 0 else None
+            vacuumed = before is not None and any(v > before and op.startswith("VACUUM") for v, _, op in commits[table])
+            tables.append(TableRollback(table, before, latest, tuple(ours), tuple(dict.fromkeys(later)), vacuumed))
         added = [r for t in tables for r in t.later_runs if r not in runs and not r.startswith("(")]
         if not cascade or not added:
             return runs, tables
@@ -172,7 +182,7 @@ def restored(warehouse: WarehouseResource, t: TableRollback, plan_: Plan) -> Ite
 
 def execute(warehouse: WarehouseResource, plan_: Plan) -> Iterator[AssetMaterialization]:
     """Restore each table (downstream first), take raw's offsets back, and report each table restored."""
-    if plan_.blockers:
+    if plan_.refused:
         raise RollbackRefused("\n".join(plan_.lines()))
     for t in plan_.tables:
         warehouse.restore(t.table, t.before)

@@ -8,8 +8,10 @@ from pyspark.sql import SparkSession
 
 from medallion_assets.orchestration.pools import BELOW_RAW_POOL
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.tables import ALL_TABLES
+from medallion_assets.tables import ALL_TABLES, QUALITY_LOG
 
+# Every table of the warehouse: the pipeline's and the quality log its steps append to.
+MAINTAINED = (*ALL_TABLES, QUALITY_LOG)
 # Delta refuses a shorter VACUUM retention by default: a reader or writer older than that may
 # still need the files.
 SAFE_RETENTION_HOURS = 168
@@ -79,11 +81,11 @@ def optimize_and_vacuum(
             f"retention_hours={config.retention_hours:g} is below {SAFE_RETENTION_HOURS}: "
             "set allow_short_retention to confirm."
         )
-    known = {table.path: table for table in ALL_TABLES}
+    known = {table.path: table for table in MAINTAINED}
     unknown = sorted(set(config.tables) - set(known))
     if unknown:
         raise ValueError(f"Unknown tables {unknown}; known: {sorted(known)}")
-    tables = [known[path] for path in config.tables] if config.tables else list(ALL_TABLES)
+    tables = [known[path] for path in config.tables] if config.tables else list(MAINTAINED)
 
     session = warehouse.session
     previous = {key: session.conf.get(key, None) for key in (RETENTION_CHECK, VACUUM_LOGGING, LISTING_PARALLELISM)}
