@@ -179,8 +179,9 @@ def test_ingesting_again_equals_a_warehouse_that_never_saw_the_bad_load(story, a
         assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0, table.path
 
 
-def test_the_quality_log_holds_one_row_per_check_evaluation(story):
+def test_the_quality_log_holds_one_row_per_check_evaluation(story, spark):
     log = RsDeltaTable(story.pipe.uri(QUALITY_LOG)).to_pyarrow_table().to_pylist()
+    assert spark.read.format("delta").load(story.pipe.uri(QUALITY_LOG)).count() == len(log)  # Spark reads it too
     for run in (story.good, story.bad, story.later):
         recorded = story.pipe.instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
         checks = [r for r in log if r["run_id"] == run.run_id and r["kind"] == "check"]
