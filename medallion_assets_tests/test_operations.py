@@ -226,3 +226,4 @@ def test_the_plan_counts_the_records_kafka_no_longer_holds(story, again, kafka_b
     lost = {o.partition: o.lost for o in planned.offsets if o.topic == topic}
     assert sum(lost.values()) == 3 and all(o.held - o.back_to == o.lost for o in planned.offsets if o.topic == topic)
     assert "Kafka no longer holds" in "\n".join(planned.lines())
+    assert planned.refused and not plan(WarehouseResource(root=str(story.pipe.root)), kafka, rerun.run_id, accept_loss=True).refused

@@ -2,19 +2,25 @@
 
 import pytest
 
-from medallion_assets.ops.rollback import RESTORE_ORDER, plan_tables
+from medallion_assets.ops.rollback import RESTORE_ORDER, LoggedCommit, plan_tables
 from medallion_assets.tables import DIM_SONGS, FACT_STREAM, RAW
 
 pytestmark = pytest.mark.fast
 
 LISTENS = RAW["listen_events"]
+HOUR_MS = 3600 * 1000
+
+
+def log(*commits: tuple) -> list[LoggedCommit]:
+    """A table's commits: (version, run id, operation[, at_ms, retained_ms])."""
+    return [LoggedCommit(*c) for c in commits]
 
 
 def test_each_table_goes_back_to_the_version_before_the_runs_first_commit_downstream_first():
     commits = {
-        LISTENS: [(0, "a", "WRITE"), (1, "b", "WRITE"), (2, "b", "WRITE")],
-        FACT_STREAM: [(0, "a", "WRITE"), (1, "b", "MERGE")],
-        DIM_SONGS: [(0, "b", "WRITE")],
+        LISTENS: log((0, "a", "WRITE"), (1, "b", "WRITE"), (2, "b", "WRITE")),
+        FACT_STREAM: log((0, "a", "WRITE"), (1, "b", "MERGE")),
+        DIM_SONGS: log((0, "b", "WRITE")),
     }
     runs, tables = plan_tables(commits, "b", cascade=False)
     assert runs == ["b"]
@@ -28,9 +34,9 @@ def test_each_table_goes_back_to_the_version_before_the_runs_first_commit_downst
 
 def test_a_later_run_refuses_unless_cascading_which_takes_it_and_the_runs_after_it():
     commits = {
-        LISTENS: [(0, "a", "WRITE"), (1, "b", "WRITE"), (2, "c", "WRITE")],
-        FACT_STREAM: [(0, "b", "WRITE"), (1, None, "OPTIMIZE"), (2, "c", "MERGE")],
-        DIM_SONGS: [(0, "c", "WRITE"), (1, "d", "WRITE")],
+        LISTENS: log((0, "a", "WRITE"), (1, "b", "WRITE"), (2, "c", "WRITE")),
+        FACT_STREAM: log((0, "b", "WRITE"), (1, None, "OPTIMIZE"), (2, "c", "MERGE")),
+        DIM_SONGS: log((0, "c", "WRITE"), (1, "d", "WRITE")),
     }
     _, refused = plan_tables(commits, "b", cascade=False)
     assert {t.table: t.later_runs for t in refused} == {LISTENS: ("c",), FACT_STREAM: ("c",)}  # OPTIMIZE does not count
@@ -39,11 +45,14 @@ def test_a_later_run_refuses_unless_cascading_which_takes_it_and_the_runs_after_
     assert {t.table: (t.before, t.later_runs) for t in cascaded} == {LISTENS: (0, ()), FACT_STREAM: (None, ()), DIM_SONGS: (None, ())}
 
 
-def test_a_table_vacuumed_since_its_version_before_is_refused():
-    commits = {LISTENS: [(0, "a", "WRITE"), (1, "b", "WRITE"), (2, None, "VACUUM START"), (3, None, "VACUUM END")]}
-    _, (listens,) = plan_tables(commits, "b", cascade=False)
-    assert listens.vacuumed and not listens.later_runs
+def test_a_table_vacuumed_beyond_the_runs_first_commit_is_refused_one_within_retention_is_not():
+    week = 168 * HOUR_MS
+    run = ((0, "a", "WRITE", 0), (1, "b", "WRITE", 10 * HOUR_MS))
+    within = log(*run, (2, None, "VACUUM START", 100 * HOUR_MS, week), (3, None, "VACUUM END", 100 * HOUR_MS, week))
+    beyond = log(*run, (2, None, "VACUUM START", 200 * HOUR_MS, week), (3, None, "VACUUM END", 200 * HOUR_MS, week))
+    (_, (kept,)), (_, (gone,)) = plan_tables({LISTENS: within}, "b", False), plan_tables({LISTENS: beyond}, "b", False)
+    assert not kept.vacuumed and gone.vacuumed and not gone.later_runs
 
 
 def test_a_run_that_committed_nothing_has_no_table():
-    assert plan_tables({LISTENS: [(0, "a", "WRITE")]}, "zzz", cascade=True) == (["zzz"], [])
+    assert plan_tables({LISTENS: log((0, "a", "WRITE"))}, "zzz", cascade=True) == (["zzz"], [])

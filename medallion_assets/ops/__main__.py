@@ -15,11 +15,11 @@ from medallion_assets.resources.warehouse import WarehouseResource
 REFUSED = 2
 
 
-def rollback(run_id: str, dry_run: bool, cascade: bool) -> int:
+def rollback(run_id: str, dry_run: bool, cascade: bool, accept_loss: bool) -> int:
     """Print the plan; unless a dry run, carry it out as a run of rollback_job. The exit status."""
     warehouse, kafka = WarehouseResource(), KafkaResource()
     try:
-        planned = plan(warehouse, kafka, run_id, cascade)
+        planned = plan(warehouse, kafka, run_id, cascade, accept_loss)
     except RollbackRefused as refused:
         print(refused, file=sys.stderr)
         return REFUSED
@@ -30,7 +30,7 @@ def rollback(run_id: str, dry_run: bool, cascade: bool) -> int:
         print("Dry run: nothing changed.")
         return 0
     instance = DagsterInstance.get() if EnvVar("DAGSTER_HOME").get_value() else DagsterInstance.ephemeral()
-    config = {"run_id": run_id, "cascade": cascade, "dry_run": False}
+    config = {"run_id": run_id, "cascade": cascade, "dry_run": False, "accept_loss": accept_loss}
     result = rollback_job.execute_in_process(
         run_config={"ops": {"rollback_run": {"config": config}}},
         resources={"warehouse": warehouse, "kafka": kafka},
@@ -55,8 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo.add_argument("run_id", metavar="RUN_ID", help="the Dagster run whose changes to undo")
     undo.add_argument("--dry-run", action="store_true", help="print the plan (tables, versions, offsets) and change nothing")
     undo.add_argument("--cascade", action="store_true", help="also roll back the later runs that changed the same tables")
+    undo.add_argument(
+        "--accept-loss", action="store_true", help="go ahead although some records raw drops are gone from Kafka, or could not be checked"
+    )
     args = parser.parse_args(argv)
-    return rollback(args.run_id, args.dry_run, args.cascade)
+    return rollback(args.run_id, args.dry_run, args.cascade, args.accept_loss)
 
 
 if __name__ == "__main__":

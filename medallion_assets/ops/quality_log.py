@@ -9,6 +9,7 @@ the quality_log asset's checks verify that they do.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from functools import wraps
@@ -37,8 +38,9 @@ NOT_LOGGED = ("dagster/column_schema", "dagster/column_lineage")
 
 
 def plain(value: Any) -> Any:
-    """A metadata value as JSON-ready data."""
-    return value.value if isinstance(value, MetadataValue) else value
+    """A metadata value as JSON-ready data (a NaN or infinite float as null, which JSON cannot hold)."""
+    value = value.value if isinstance(value, MetadataValue) else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def as_json(metadata: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ commits the older offsets again, so the next ingestion reads those records anew.
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from dagster import AssetMaterialization, Config, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
@@ -27,6 +27,16 @@ ROWS_UNCHANGED = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 RESTORE_ORDER: tuple[Table, ...] = tuple(reversed(ALL_TABLES))
 
 
+class LoggedCommit(NamedTuple):
+    """One commit of a table's Delta log, as the plan needs it."""
+
+    version: int
+    run_id: str | None  # the run that made it (None: a writer outside any run)
+    operation: str
+    at_ms: int = 0  # commit time, epoch milliseconds
+    retained_ms: int | None = None  # a VACUUM's retention: it deleted files removed before at_ms - retained_ms
+
+
 class RollbackRefused(RuntimeError):
     """The rollback would undo what a later run wrote, or the run committed to no table."""
 
@@ -40,7 +50,7 @@ class TableRollback:
     latest: int
     run_versions: tuple[int, ...]  # the commits of the rolled-back runs
     later_runs: tuple[str, ...] = ()  # other runs that committed after the first of them
-    vacuumed: bool = False  # a VACUUM ran after `before`: the files it needs may be gone
+    vacuumed: bool = False  # a VACUUM since the run may have deleted files `before` needs
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class Plan:
     tables: list[TableRollback]
     offsets: list[OffsetReset] = field(default_factory=list)
     kafka_error: str | None = None
+    accept_loss: bool = False  # go ahead although records to ingest again are gone from Kafka, or unchecked
 
     @property
     def blockers(self) -> dict[str, tuple[str, ...]]:
@@ -76,9 +87,15 @@ class Plan:
         return {t.table.path: t.later_runs for t in self.tables if t.later_runs}
 
     @property
+    def loses_records(self) -> bool:
+        """Whether undoing raw would drop records Kafka no longer holds (or that could not be checked)."""
+        return any(o.lost != 0 for o in self.offsets)
+
+    @property
     def refused(self) -> bool:
-        """Whether the plan cannot be carried out: later runs not cascaded, or a table vacuumed since."""
-        return bool(self.blockers) or any(t.vacuumed for t in self.tables)
+        """Whether the plan cannot be carried out: later runs not cascaded, a table vacuumed since, or
+        records lost for good without `accept_loss`."""
+        return bool(self.blockers) or any(t.vacuumed for t in self.tables) or (self.loses_records and not self.accept_loss)
 
     def lines(self) -> Iterator[str]:
         """The plan as text."""
@@ -92,35 +109,59 @@ class Plan:
         if self.kafka_error:
             yield f"  Kafka unreachable, retention not checked: {self.kafka_error}"
         for path, runs in self.blockers.items():
-            yield f"  REFUSED: {path} was changed by later runs {', '.join(runs)} (--cascade rolls them back too)"
+            remedy = "a writer outside any run cannot be rolled back" if OUTSIDE in runs else "--cascade rolls them back too"
+            yield f"  REFUSED: {path} was changed by later runs {', '.join(runs)} ({remedy})"
         for t in self.tables:
             if t.vacuumed:
-                yield f"  REFUSED: {t.table.path} was vacuumed after version {t.before}: the files it needs may be gone"
+                yield f"  REFUSED: {t.table.path} was vacuumed since the run: the files of version {t.before} may be gone"
+        if self.loses_records and not self.accept_loss:
+            yield "  REFUSED: raw would drop records Kafka no longer holds, or that could not be checked (--accept-loss goes ahead)"
 
 
-def run_commits(warehouse: WarehouseResource, table: Table) -> list[tuple[int, str | None, str]]:
-    """(version, run id, operation) of every commit of a table, oldest first (none when it does not exist)."""
+OUTSIDE = "(a writer outside any run)"
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000  # Delta's default VACUUM retention
+
+
+def logged_commit(entry: dict[str, Any]) -> LoggedCommit:
+    """A Delta log history entry as the plan reads it."""
+    operation = str(entry.get("operation"))
+    parameters = entry.get("operationParameters") or {}
+    retained = None
+    if operation.startswith("VACUUM"):
+        retained = int(parameters.get("specifiedRetentionMillis") or parameters.get("defaultRetentionMillis") or DEFAULT_RETENTION_MS)
+    return LoggedCommit(int(entry["version"]), written_by(entry.get("userMetadata")), operation, int(entry.get("timestamp") or 0), retained)
+
+
+def run_commits(warehouse: WarehouseResource, table: Table) -> list[LoggedCommit]:
+    """Every commit of a table, oldest first (none when it does not exist)."""
     delta = warehouse.delta_rs(table)
-    if delta is None:
-        return []
-    return sorted((int(c["version"]), written_by(c.get("userMetadata")), str(c.get("operation"))) for c in delta.history())
+    return sorted(logged_commit(c) for c in delta.history()) if delta is not None else []
 
 
-def plan_tables(commits: dict[Table, list[tuple[int, str | None, str]]], run_id: str, cascade: bool) -> tuple[list[str], list[TableRollback]]:
-    """The runs to undo (`run_id` first, then those cascading adds) and each table's rollback."""
+def plan_tables(commits: dict[Table, list[LoggedCommit]], run_id: str, cascade: bool) -> tuple[list[str], list[TableRollback]]:
+    """The runs to undo (`run_id` first, then those cascading adds) and each table's rollback.
+
+    A later VACUUM stops a table only when its retention no longer covered the run's first commit:
+    the files that commit removed (those `before` needs) may be gone then.
+    """
     runs = [run_id]
     while True:
         tables = []
         for table in RESTORE_ORDER:
-            ours = [v for v, r, _ in commits.get(table, []) if r in runs]
+            ours = [c for c in commits.get(table, []) if c.run_id in runs]
             if not ours:
                 continue
-            later = [r or "(a writer outside any run)" for v, r, op in commits[table] if v > ours[0] and r not in runs and op not in ROWS_UNCHANGED]
-            latest = commits[table][-1][0]
-            before = ours[0] - 1 if ours[0] > 0 else None
-            vacuumed = before is not None and any(v > before and op.startswith("VACUUM") for v, _, op in commits[table])
-            tables.append(TableRollback(table, before, latest, tuple(ours), tuple(dict.fromkeys(later)), vacuumed))
-        added = [r for t in tables for r in t.later_runs if r not in runs and not r.startswith("(")]
+            first = ours[0]
+            later = [
+                c.run_id or OUTSIDE for c in commits[table] if c.version > first.version and c.run_id not in runs and c.operation not in ROWS_UNCHANGED
+            ]
+            before = first.version - 1 if first.version > 0 else None
+            vacuumed = before is not None and any(
+                c.retained_ms is not None and c.version > first.version and c.at_ms - c.retained_ms > first.at_ms for c in commits[table]
+            )
+            versions = tuple(c.version for c in ours)
+            tables.append(TableRollback(table, before, commits[table][-1].version, versions, tuple(dict.fromkeys(later)), vacuumed))
+        added = [r for t in tables for r in t.later_runs if r not in runs and r != OUTSIDE]
         if not cascade or not added:
             return runs, tables
         runs += list(dict.fromkeys(added))
@@ -150,14 +191,14 @@ def plan_offsets(warehouse: WarehouseResource, kafka: KafkaResource, tables: Seq
     return resets, error
 
 
-def plan(warehouse: WarehouseResource, kafka: KafkaResource, run_id: str, cascade: bool = False) -> Plan:
+def plan(warehouse: WarehouseResource, kafka: KafkaResource, run_id: str, cascade: bool = False, accept_loss: bool = False) -> Plan:
     """The rollback of a run, from the Delta logs and Kafka's watermarks; nothing is changed."""
     commits = {table: run_commits(warehouse, table) for table in ALL_TABLES}
     runs, tables = plan_tables(commits, run_id, cascade)
     if not tables:
         raise RollbackRefused(f"run {run_id} committed to no table under {warehouse.root_uri}")
     offsets, error = plan_offsets(warehouse, kafka, tables)
-    return Plan(run_id, runs, tables, offsets, error)
+    return Plan(run_id, runs, tables, offsets, error, accept_loss)
 
 
 def restored(warehouse: WarehouseResource, t: TableRollback, plan_: Plan) -> Iterator[AssetMaterialization]:
@@ -185,10 +226,10 @@ def execute(warehouse: WarehouseResource, plan_: Plan) -> Iterator[AssetMaterial
     if plan_.refused:
         raise RollbackRefused("\n".join(plan_.lines()))
     for t in plan_.tables:
-        warehouse.restore(t.table, t.before)
         offsets = {o.app_id: o.back_to for o in plan_.offsets if o.table == t.table}
-        if offsets:  # RESTORE keeps the latest transactions: commit the older ones again
-            warehouse.commit_transactions(t.table, offsets)
+        if offsets:  # RESTORE keeps the latest transactions: the older ones go first, so a failure in
+            warehouse.commit_transactions(t.table, offsets)  # between re-reads records (counted duplicates), never skips them
+        warehouse.restore(t.table, t.before)
         yield from restored(warehouse, t, plan_)
 
 
@@ -198,12 +239,15 @@ class RollbackConfig(Config):
     run_id: str = Field(description="The run whose changes to undo.")
     cascade: bool = Field(default=False, description="Also roll back the later runs that changed the same tables.")
     dry_run: bool = Field(default=False, description="Only log the plan; change nothing.")
+    accept_loss: bool = Field(
+        default=False, description="Go ahead although some records to ingest again are gone from Kafka (or could not be checked)."
+    )
 
 
 @op(out={}, description="Restore every table a run changed to its version before the run (downstream first), offsets included.")
 def rollback_run(context: OpExecutionContext, config: RollbackConfig, warehouse: WarehouseResource, kafka: KafkaResource) -> Iterator[Any]:
     """Plan, log the plan, then (unless a dry run) restore and record a materialization per restored table."""
-    plan_ = plan(warehouse, kafka, config.run_id, config.cascade)
+    plan_ = plan(warehouse, kafka, config.run_id, config.cascade, config.accept_loss)
     context.log.info("\n".join(plan_.lines()))
     if not config.dry_run:
         yield from execute(warehouse, plan_)

@@ -25,6 +25,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext, MetadataV
 from delta import exceptions as delta_exceptions
 from deltalake import CommitProperties, Transaction, write_deltalake
 from deltalake import DeltaTable as RsDeltaTable
+from deltalake.exceptions import CommitFailedError
 from pydantic import Field, PrivateAttr
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql import Column, DataFrame, DataFrameWriter, Observation, SparkSession
@@ -40,7 +41,7 @@ COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 # Delta's optimistic-concurrency conflicts (every exception delta.exceptions declares), and how
 # often a write is tried when it meets one.
-CONFLICTS = tuple(getattr(delta_exceptions, name) for name in delta_exceptions.__all__)
+CONFLICTS = (*(getattr(delta_exceptions, name) for name in delta_exceptions.__all__), CommitFailedError)  # Spark's, delta-rs's
 # Over Spark Connect the same conflicts arrive as errors that name their Java class first.
 CONFLICT_JAVA_CLASSES = frozenset(f"io.delta.exceptions.{name}" for name in delta_exceptions.__all__)
 WRITE_ATTEMPTS = 4
@@ -461,15 +462,20 @@ class WarehouseResource(ConfigurableResource):
         return self._commit(table, token, None)
 
     def append(self, table: Table, rows: pa.Table) -> None:
-        """Append Arrow rows with delta-rs (no JVM), creating the table on the first append."""
-        delta = self.delta_rs(table)
-        write_deltalake(
-            delta if delta is not None else delta_rs_uri(self.uri(table)),
-            rows,
-            mode="append",
-            storage_options=self.storage_options() or None,
-            commit_properties=CommitProperties(custom_metadata={"userMetadata": self._token()}),
-        )
+        """Append Arrow rows with delta-rs (no JVM), creating the table on the first append; a commit that
+        meets another writer's (two steps creating the table at once) is tried again on the new version."""
+
+        def write() -> None:
+            delta = self.delta_rs(table)
+            write_deltalake(
+                delta if delta is not None else delta_rs_uri(self.uri(table)),
+                rows,
+                mode="append",
+                storage_options=self.storage_options() or None,
+                commit_properties=CommitProperties(custom_metadata={"userMetadata": self._token()}),
+            )
+
+        retry_on_conflict(table, write)
 
     def restore(self, table: Table, version: int | None) -> None:
         """RESTORE the table to a version (Delta SQL, so over Spark Connect too); None empties it (the version
