@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from dagster import AssetMaterialization, Config, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
-from medallion_assets.raw.offsets import partition_app_id
+from medallion_assets.raw.offsets import partition_app_id, raw_next_offsets
 from medallion_assets.resources.kafka import KafkaResource, KafkaUnavailableError
 from medallion_assets.resources.warehouse import WarehouseResource, written_by
 from medallion_assets.tables import ALL_TABLES, RAW, Table
@@ -181,10 +181,9 @@ def plan_offsets(warehouse: WarehouseResource, kafka: KafkaResource, tables: Seq
         except KafkaUnavailableError as unreachable:
             marks, error = {}, str(unreachable)
         partitions = set(marks) | set(warehouse.kafka_partitions(t.table))
+        held_now, held_before = (raw_next_offsets(delta, physical, partitions) for delta in (now, before))  # as ingestion reads them
         for p in sorted(partitions):
-            app = partition_app_id(physical, p)
-            held = (now.transaction_version(app) if now is not None else None) or 0
-            back_to = (before.transaction_version(app) if before is not None else None) or 0
+            held, back_to = held_now.get(p, 0), held_before.get(p, 0)
             if held != back_to:
                 low = marks[p][0] if p in marks else None
                 resets.append(OffsetReset(t.table, physical, p, held, back_to, None if low is None else max(0, low - back_to)))
