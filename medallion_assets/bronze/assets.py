@@ -5,7 +5,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import reduce
+from functools import partial, reduce
+from typing import Any
 
 from dagster import AssetCheckEvaluation, AssetExecutionContext, MaterializeResult, MetadataValue
 from pyspark.sql import DataFrame
@@ -17,9 +18,10 @@ from medallion_assets.ops.quality_log import QUARANTINE_TALLY
 from medallion_assets.quality.checks import samples_by
 from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
 from medallion_assets.quality.integrity import RECONCILIATION, count_mismatch
-from medallion_assets.raw.days import outside_partitions, outside_partitions_predicate
+from medallion_assets.raw.days import outside_partitions, outside_partitions_predicate, outside_reason
 from medallion_assets.resources.kafka import KafkaResource
-from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.resources.spark import side_by_side
+from medallion_assets.resources.warehouse import Commit, WarehouseResource
 from medallion_assets.runtime import daily_report, gate, partition_dates, table_spec, tables_asset
 from medallion_assets.schemas import TOPICS
 from medallion_assets.tables import BRONZE, QUARANTINE, RAW
@@ -91,11 +93,23 @@ def tally_by_day(tally: dict[tuple[date, str | None], int], days: Sequence[date]
     }
 
 
-def write_bronze(
-    context: AssetExecutionContext, warehouse: WarehouseResource, part: Classified, quarantined: DataFrame | None
-) -> Iterator[Event]:
-    """Write one topic's kept rows over its days; report them and each drop rule per day (a failing
-    rule's sample from `quarantined`, the quarantine rows of the days, when written)."""
+@dataclass
+class Written:
+    """One topic's bronze write and what its report holds."""
+
+    commit: Commit
+    evaluations: list[AssetCheckEvaluation]
+    metadata: dict[str, Any]
+    day_figures: dict[date, dict[str, int]]
+
+    def report(self, context: AssetExecutionContext, days: Sequence[date]) -> Iterator[Event]:
+        """The table's materialization and per-day check evaluations."""
+        yield from daily_report(context, self.commit, days, self.evaluations, self.metadata, self.day_figures)
+
+
+def write_bronze(warehouse: WarehouseResource, part: Classified, quarantined: DataFrame | None) -> Written:
+    """Write one topic's kept rows over its days; evaluate each drop rule per day (a failing rule's sample
+    from `quarantined`, the quarantine rows of the days, when written) and the drift check."""
     table, days = BRONZE[part.topic], part.days
     commit = warehouse.replace_days(table, to_bronze(part.rows, part.topic), days, observe=rescued_per_day(days))
     tally = part.tally(commit.day_rows)
@@ -106,10 +120,8 @@ def write_bronze(
         samples = samples_by(source.where(F.col("reject_reason").isin(sorted(failing))), ["event_date", "reject_reason"])
         outcomes = day_drop_outcomes(table, tally, days, samples)
     rejected = Counter({reason: n for (_, reason), n in tally.items() if reason is not None})
-    yield from daily_report(
-        context,
+    return Written(
         commit,
-        days,
         [*(e for rule, by_day in outcomes.items() for e in rule.check.day_results(by_day)), *drift_results(warehouse, commit, part.topic, days)],
         {
             "raw_records": sum(tally.values()),
@@ -118,6 +130,12 @@ def write_bronze(
         },
         day_figures(tally, days),
     )
+
+
+def holds_undated(warehouse: WarehouseResource, part: Classified) -> bool:
+    """Whether the topic's raw table (at the version classified) has files of rows no daily partition
+    processes, from its Delta log: most batches have none, and then nothing is read for them."""
+    return any(day is None or outside_reason(day, False) for day in warehouse.partition_days(RAW[part.topic], part.raw_version))
 
 
 def write_quarantine(
@@ -129,15 +147,16 @@ def write_quarantine(
         outside_partitions(warehouse.read(RAW[p.topic], version=p.raw_version).where(outside_partitions_predicate()))  # partition pruning: no day scan
         .withColumn("topic", F.lit(p.topic)).withColumnRenamed("reason", "reject_reason").select(*QUARANTINE.column_names)
         for p in parts
+        if holds_undated(warehouse, p)
     ]
     rows = reduce(DataFrame.unionByName, [*undated, *(p.rejected() for p in parts)])
     commit = warehouse.replace_days(QUARANTINE, rows, days, outside_partitions_predicate())
-    counts = warehouse.read(QUARANTINE, days).groupBy("event_date", "topic", "reject_reason").count().collect()
+    counts = warehouse.group_rows(QUARANTINE, days, ("event_date", "topic", "reject_reason"))  # its few rows, JVM-free
     for p in parts:
-        p.rejected_counts = {(r["event_date"], r["reject_reason"]): r["count"] for r in counts if r["topic"] == p.topic}
+        p.rejected_counts = {(day, reason): n for (day, topic, reason), n in counts.items() if topic == p.topic}
     reasons: Counter = Counter()
-    for r in counts:
-        reasons[f"{r['topic']}/{r['reject_reason']}"] += r["count"]
+    for (_, topic, reason), n in counts.items():
+        reasons[f"{topic}/{reason}"] += n
     yield from daily_report(context, commit, days, metadata={"rejected_by_reason": MetadataValue.json(dict(reasons))})
 
 
@@ -167,14 +186,15 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
     topics = [t for t in TOPICS if with_quarantine or BRONZE[t].asset_key in selected]
 
     def writes() -> Iterator[Event]:
-        parts = [classify_days(warehouse, kafka, topic, days) for topic in topics]
+        session = warehouse.session  # the topics' reads and writes overlap on threads: most of a small one is driver time
+        parts = side_by_side(session, [partial(classify_days, warehouse, kafka, topic, days) for topic in topics])
         quarantined = None
         if with_quarantine:  # first: its few rows then count and sample what every topic rejected
             yield from write_quarantine(context, warehouse, parts, days)
             quarantined = warehouse.read(QUARANTINE, days)
-        for part in parts:
-            if BRONZE[part.topic].asset_key in selected:
-                yield from write_bronze(context, warehouse, part, quarantined)
+        kept = [part for part in parts if BRONZE[part.topic].asset_key in selected]
+        for written in side_by_side(session, [partial(write_bronze, warehouse, part, quarantined) for part in kept]):
+            yield from written.report(context, days)
         if with_quarantine:
             yield from reconcile(warehouse, parts, days)
 

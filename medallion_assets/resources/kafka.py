@@ -191,9 +191,13 @@ class KafkaResource(ConfigurableResource):
         try:
             consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
             batch: list[Message] = []
+            position = {p: ranges[p][0] for p in remaining}  # the next offset each partition's range still holds
             heard = time.monotonic()
             while remaining:
-                messages = consumer.consume(num_messages=min(chunk_rows, 100_000), timeout=1.0)
+                # at most what the ranges still hold: consume returns as soon as that many arrived, where a larger
+                # count would wait out the timeout on every small batch
+                left = sum(end - position[p] for p, end in remaining.items())
+                messages = consumer.consume(num_messages=max(1, min(chunk_rows, 100_000, left)), timeout=1.0)
                 if messages:
                     heard = time.monotonic()
                 elif time.monotonic() - heard > self.timeout_s:
@@ -210,6 +214,7 @@ class KafkaResource(ConfigurableResource):
                         continue  # that partition's range is read; what followed it belongs to the next batch
                     if error is None and offset < end:
                         batch.append(message)
+                        position[partition] = offset + 1
                     # the range's last record, or the end of the partition past it (a range may end on an offset
                     # that holds no record, as a compacted topic's or a transaction marker's)
                     if offset >= (end - 1 if error is None else end):

@@ -9,16 +9,17 @@ import os
 import sys
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyspark
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
-from pyspark import SparkContext
+from pyspark import SparkContext, inheritable_thread_target
 from pyspark.sql import SparkSession
 
 from medallion_assets.paths import REPO_ROOT, file_lock
@@ -216,6 +217,20 @@ def spark_context(session: SparkSession) -> SparkContext | None:
         return session.sparkContext
     except Exception:  # Spark Connect raises on sparkContext
         return None
+
+
+T = TypeVar("T")
+
+
+def side_by_side(session: SparkSession, actions: Sequence[Callable[[], T]]) -> list[T]:
+    """Each action's result, in order, the actions run on threads of their own: a small write spends most
+    of its time in the driver (planning, the Delta commit), so writes of different tables overlap. Each
+    thread keeps the caller's job group, properties and tags (over Spark Connect, its session and tags)."""
+    if len(actions) <= 1:
+        return [action() for action in actions]
+    inherit = inheritable_thread_target(session)
+    with ThreadPoolExecutor(max_workers=len(actions), thread_name_prefix="medallion-spark") as pool:
+        return list(pool.map(lambda action: action(), [inherit(action) for action in actions]))
 
 
 @dataclass

@@ -319,6 +319,22 @@ class WarehouseResource(ConfigurableResource):
         Delta log's file statistics."""
         return self._day_counts(table, self._files(self.delta_rs(table, version), table), days)
 
+    def partition_days(self, table: Table, version: int | None = None) -> set[date | None]:
+        """The day partitions holding live files (None: the one of rows without a day), from the Delta log."""
+        files = self._files(self.delta_rs(table, version), table)
+        return set(files[f"partition.{self._day_column(table)}"].to_pylist()) if files is not None else set()
+
+    def group_rows(self, table: Table, days: Sequence[date], by: Sequence[str]) -> dict[tuple, int]:
+        """Rows per group of the `by` columns on the given days, read with delta-rs (no Spark job): for a
+        table whose days are small, such as quarantine."""
+        delta = self.delta_rs(table)
+        if delta is None or not days:
+            return {}
+        column = self._day_column(table)
+        rows = delta.to_pyarrow_table(partitions=[(column, "in", [d.isoformat() for d in days])], columns=list(by))
+        grouped = rows.group_by(list(by)).aggregate([([], "count_all")])
+        return {tuple(r[c] for c in by): r["count_all"] for r in grouped.to_pylist()}
+
     def total_rows(self, table: Table) -> int:
         """Rows in the table, from the Delta log's file statistics."""
         return self._total(self._files(self.delta_rs(table), table))

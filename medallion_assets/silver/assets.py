@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from typing import Any
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, SourceAsset
@@ -23,6 +23,7 @@ from medallion_assets.quality.integrity import (
     version_breaks,
 )
 from medallion_assets.reference import read_reference_csv, well_formed
+from medallion_assets.resources.spark import side_by_side
 from medallion_assets.resources.warehouse import Commit, WarehouseResource, of_groups
 from medallion_assets.runtime import table_asset, table_report
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
@@ -66,12 +67,12 @@ class Published:
         )
 
 
-def invariants(table: Table, written: DataFrame) -> list[AssetCheckResult]:
-    """Key uniqueness of every dimension, and the SCD2 invariants of dim_users."""
-    results = [UNIQUE_KEY[table].result(duplicate_keys(written, table.key))]
+def invariants(table: Table, written: DataFrame) -> list[tuple[Check, Callable[[], Outcome]]]:
+    """Key uniqueness of every dimension, and the SCD2 invariants of dim_users: each check with its measure."""
+    measures = [(UNIQUE_KEY[table], partial(duplicate_keys, written, table.key))]
     if table == DIM_USERS:
-        results += [ONE_CURRENT_ROW.result(current_rows(written)), VERSIONS_CONTIGUOUS.result(version_breaks(written))]
-    return results
+        measures += [(ONE_CURRENT_ROW, partial(current_rows, written)), (VERSIONS_CONTIGUOUS, partial(version_breaks, written))]
+    return measures
 
 
 def publish(
@@ -102,8 +103,13 @@ def publish(
         else:
             commit = merge(kept)
             checked = warehouse.read(table)
-        outcomes = rule_outcomes(table, checked, tally, samples)
-        checks = [rule.check.result(o) for rule, o in outcomes.items()] + invariants(table, checked)
+        # the expectations and the invariants are separate small queries: they run side by side
+        measures = invariants(table, checked)
+        outcomes, *measured = side_by_side(
+            warehouse.session, [partial(rule_outcomes, table, checked, tally, samples), *(measure for _, measure in measures)]
+        )
+        checks = [rule.check.result(o) for rule, o in outcomes.items()]
+        checks += [check.result(o) for (check, _), o in zip(measures, measured)]
     finally:
         tagged.unpersist()
         if written is not None:
