@@ -331,7 +331,7 @@ class WarehouseResource(ConfigurableResource):
         if delta is None or not days:
             return {}
         column = self._day_column(table)
-        rows = delta.to_pyarrow_table(partitions=[(column, "in", [d.isoformat() for d in days])], columns=list(by))
+        rows = delta.to_pyarrow_table(filters=[(column, "in", list(days))], columns=list(by))
         grouped = rows.group_by(list(by)).aggregate([([], "count_all")])
         return {tuple(r[c] for c in by): r["count_all"] for r in grouped.to_pylist()}
 
