@@ -1,6 +1,6 @@
 """Silver dimensions: users (SCD2), locations, songs, artists and hours."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial, reduce
 from typing import Any
@@ -25,7 +25,7 @@ from medallion_assets.quality.integrity import (
 from medallion_assets.reference import read_reference_csv, well_formed
 from medallion_assets.resources.spark import side_by_side
 from medallion_assets.resources.warehouse import Commit, WarehouseResource, of_groups
-from medallion_assets.runtime import table_asset, table_report
+from medallion_assets.runtime import table_asset, table_report, table_spec, tables_asset
 from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS, TOPICS
 from medallion_assets.sources import SONGS_CSV, STATE_CODES_CSV
 from medallion_assets.silver.dim_datetime import build_dim_datetime
@@ -117,7 +117,6 @@ def publish(
     return Published(commit, tally, checks)
 
 
-@dimension_asset(DIM_USERS, *BRONZE.values())
 def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """SCD2 users: those seen on the run's days re-derived from all their events, or all rebuilt.
 
@@ -141,8 +140,6 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     finally:
         touched.unpersist()
         versions.unpersist()
-    if stale:
-        context.log.info(f"{len(stale)} day(s) hold listens keyed to replaced versions: {stale[0]} .. {stale[-1]}")
     return published.result(
         refresh="days",
         days=MetadataValue.json([d.isoformat() for d in days]),
@@ -150,7 +147,6 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     )
 
 
-@dimension_asset(DIM_LOCATION, LISTENS, sources=[STATE_CODES_CSV])
 def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Locations of listens named by state: merged from the run's days, or rebuilt from every day."""
     states, _ = well_formed(read_reference_csv(warehouse.session, warehouse.state_codes_uri, STATE_CODES_CSV_COLUMNS))
@@ -164,6 +160,29 @@ def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -
     )
     published = publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS, days)), merge=merge)
     return published.result(refresh="days", days=MetadataValue.json([d.isoformat() for d in days]))
+
+
+# The dimensions that follow the days of events, each computed from its own inputs.
+OF_EVENTS: dict[Table, Callable[[AssetExecutionContext, WarehouseResource], MaterializeResult]] = {
+    DIM_USERS: dim_users,
+    DIM_LOCATION: dim_location,
+}
+
+
+@tables_asset(
+    "silver_of_events",
+    [table_spec(DIM_USERS, list(BRONZE.values())), table_spec(DIM_LOCATION, [LISTENS], sources=[STATE_CODES_CSV.key])],
+    checks=[c for table in OF_EVENTS for c in dimension_checks(table)],
+)
+def dimensions_of_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[MaterializeResult]:
+    """dim_users and dim_location (those selected), side by side on the run's session: a batch's small
+    MERGEs are mostly driver time, and Dagster runs a run's steps one at a time."""
+    chosen = [build for table, build in OF_EVENTS.items() if table.asset_key in context.selected_asset_keys]
+    for result in side_by_side(warehouse.session, [partial(build, context, warehouse) for build in chosen]):
+        stale = result.metadata.get(STALE_FACT_DAYS) if result.metadata else None
+        if stale is not None and stale.value:
+            context.log.info(f"{len(stale.value)} day(s) hold listens keyed to replaced versions: {stale.value[0]} .. {stale.value[-1]}")
+        yield result
 
 
 def _songs(warehouse: WarehouseResource) -> tuple[DataFrame, int]:
@@ -206,4 +225,4 @@ def dim_datetime(context: AssetExecutionContext, warehouse: WarehouseResource) -
     return publish(warehouse, DIM_DATETIME, build_dim_datetime(warehouse.session, start, end)).result()
 
 
-silver_assets = [dim_users, dim_location, dim_songs, dim_artists, dim_datetime]
+silver_assets = [dimensions_of_events, dim_songs, dim_artists, dim_datetime]
