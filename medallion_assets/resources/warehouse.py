@@ -335,6 +335,13 @@ class WarehouseResource(ConfigurableResource):
         grouped = rows.group_by(list(by)).aggregate([([], "count_all")])
         return {tuple(r[c] for c in by): r["count_all"] for r in grouped.to_pylist()}
 
+    def column_total(self, table: Table, column: str) -> int:
+        """The sum of a numeric column over the whole table, read with delta-rs (no Spark job): for a small table."""
+        delta = self.delta_rs(table)
+        if delta is None:
+            raise MissingUpstreamTableError(self._missing(table))
+        return int(pc.sum(delta.to_pyarrow_table(columns=[column])[column]).as_py() or 0)
+
     def total_rows(self, table: Table) -> int:
         """Rows in the table, from the Delta log's file statistics."""
         return self._total(self._files(self.delta_rs(table), table))
