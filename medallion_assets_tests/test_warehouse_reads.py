@@ -1,0 +1,44 @@
+"""What a step reads from a table without Spark: its day partitions from the Delta log, a small table's
+groups and totals with delta-rs (no JVM)."""
+
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.tables import ARTIST_POPULARITY, QUARANTINE
+
+pytestmark = pytest.mark.fast
+
+D1, D2 = date(2025, 1, 1), date(2025, 1, 2)
+
+
+def quarantine_rows(*rows: tuple) -> pa.RecordBatchReader:
+    """Quarantine rows of (event_date, topic, reject_reason), the other columns null."""
+    table = pa.Table.from_pylist(
+        [{"event_date": d, "topic": t, "reject_reason": r, "kafka_offset": i} for i, (d, t, r) in enumerate(rows)],
+        schema=QUARANTINE.arrow_schema(),
+    )
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+
+def test_day_partitions_and_groups_of_some_days(tmp_path):
+    warehouse = WarehouseResource(root=str(tmp_path))
+    assert warehouse.partition_days(QUARANTINE) == set() and warehouse.group_rows(QUARANTINE, [D1], ("topic",)) == {}
+    rows = [(D1, "listen_events", "duplicate")] * 2 + [(D1, "auth_events", "malformed"), (D2, "listen_events", "duplicate"), (None, "auth_events", "no readable ts")]
+    warehouse.append_once(QUARANTINE, quarantine_rows(*rows), {"test": 1})
+    assert warehouse.partition_days(QUARANTINE) == {D1, D2, None}
+    assert warehouse.group_rows(QUARANTINE, [D1], ("event_date", "topic", "reject_reason")) == {
+        (D1, "listen_events", "duplicate"): 2,
+        (D1, "auth_events", "malformed"): 1,
+    }
+    assert warehouse.group_rows(QUARANTINE, [D1, D2], ("topic",)) == {("listen_events",): 3, ("auth_events",): 1}
+
+
+def test_a_column_total_over_the_whole_table(tmp_path):
+    warehouse = WarehouseResource(root=str(tmp_path))
+    rows = pa.Table.from_pylist([{"artistName": "a", "total_streams": 3}, {"artistName": "b", "total_streams": 4}], schema=ARTIST_POPULARITY.arrow_schema())
+    warehouse.append(ARTIST_POPULARITY, rows)
+    warehouse.append(ARTIST_POPULARITY, rows.slice(0, 1))
+    assert warehouse.column_total(ARTIST_POPULARITY, "total_streams") == 10
