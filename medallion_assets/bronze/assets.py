@@ -135,7 +135,8 @@ def write_bronze(warehouse: WarehouseResource, part: Classified, quarantined: Da
 def holds_undated(warehouse: WarehouseResource, part: Classified) -> bool:
     """Whether the topic's raw table (at the version classified) has files of rows no daily partition
     processes, from its Delta log: most batches have none, and then nothing is read for them."""
-    return any(day is None or outside_reason(day, False) for day in warehouse.partition_days(RAW[part.topic], part.raw_version))
+    days = warehouse.partition_days(RAW[part.topic], part.raw_version)
+    return any(day is None or outside_reason(day, malformed=False) is not None for day in days)
 
 
 def write_quarantine(

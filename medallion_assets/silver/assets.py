@@ -179,8 +179,8 @@ def dimensions_of_events(context: AssetExecutionContext, warehouse: WarehouseRes
     MERGEs are mostly driver time, and Dagster runs a run's steps one at a time."""
     chosen = [build for table, build in OF_EVENTS.items() if table.asset_key in context.selected_asset_keys]
     for result in side_by_side(warehouse.session, [partial(build, context, warehouse) for build in chosen]):
-        stale = result.metadata.get(STALE_FACT_DAYS) if result.metadata else None
-        if stale is not None and stale.value:
+        stale = (result.metadata or {}).get(STALE_FACT_DAYS)
+        if stale is not None and stale.value:  # logged here: the step's own thread reports
             context.log.info(f"{len(stale.value)} day(s) hold listens keyed to replaced versions: {stale.value[0]} .. {stale.value[-1]}")
         yield result
 
