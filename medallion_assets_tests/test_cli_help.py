@@ -21,6 +21,7 @@ COMMANDS = [
     ["medallion_assets.ops", "rollback"],
     ["medallion_assets.dev.kafka_local", "up"],
     ["medallion_assets.dev.spark_connect", "up"],
+    ["medallion_assets.dev.spark_warmup"],
     ["medallion_assets.dev.spark_cluster", "up"],
     ["medallion_assets.dev.object_store", "up"],
     ["medallion_assets.dev.postgres", "up"],

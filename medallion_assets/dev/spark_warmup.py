@@ -5,6 +5,10 @@ Both land in the Ivy cache's `startup` folder (resources/spark.py's StartupCache
 packages, pyspark and java, and every local session and Connect server started afterwards uses them:
 no Ivy resolution, and Spark's classes mapped from the archive instead of read from jars. A start
 without them (a fresh machine, another JDK) is only slower. Running it again is a no-op.
+
+With `--remote sc://...` it instead runs the same miniature step once through a running Spark
+Connect server, so that the server's JVM loads Delta's classes and compiles their hot paths before
+its first run does (dev/spark_connect.py's `up` does this for every server it starts).
 """
 
 from __future__ import annotations
@@ -83,11 +87,27 @@ def warm_up(cache: StartupCache) -> str:
         return f"warmed in {time.monotonic() - started:.0f} s: {cache.folder}"
 
 
+def warm_server(url: str) -> str:
+    """Run `exercise` once through the Connect server at `url`; what was done, in words.
+
+    A Connect client marks its whole process as Spark Connect, so callers run this in a process of its own.
+    """
+    started = time.monotonic()
+    spark = build_session(remote=url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="medallion-warmup-") as folder:  # the server runs on this machine
+            exercise(spark, Path(folder))
+    finally:
+        spark.stop()
+    return f"warmed {url} in {time.monotonic() - started:.0f} s"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Warm this machine's Spark starts up."""
     parser = argparse.ArgumentParser(prog="python -m medallion_assets.dev.spark_warmup", description=__doc__.split("\n\n")[0])
-    parser.parse_args(argv)
-    print(warm_up(StartupCache.of(spark_conf())))
+    parser.add_argument("--remote", metavar="URL", help="warm this Spark Connect server (sc://...) instead of the local start cache")
+    args = parser.parse_args(argv)
+    print(warm_server(args.remote) if args.remote else warm_up(StartupCache.of(spark_conf())))
     return 0
 
 
