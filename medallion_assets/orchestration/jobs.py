@@ -19,11 +19,14 @@ NOT_FINISHED_STATUSES: tuple[DagsterRunStatus, ...] = (
     DagsterRunStatus.CANCELING,
 )
 
+# How often Dagster's sensor daemon looks at its sensors (its loop; not a setting).
+DAEMON_LOOK_S = 5
+
 # The shortest interval between two ticks of the sensors that launch these jobs. They read Kafka
-# watermarks and the event log, never Spark, so ticking often is cheap. Dagster's sensor daemon looks
-# at its sensors every 5 s; an interval of 5 s or more makes a sensor skip every other look (the
-# previous tick began just under 5 s before), so new events would wait up to 10 s for their run.
-# At 1 s, these sensors tick on every look of the daemon.
+# watermarks and the event log, never Spark, so ticking often is cheap. An interval of DAEMON_LOOK_S
+# or more makes a sensor skip every other look (the previous tick began just under that long
+# before), so new events would wait up to twice as long for their run. Below it, these sensors tick
+# on every look of the daemon.
 SENSOR_INTERVAL_S = 1
 
 # Runs with this tag ingest from Kafka: kafka_offsets_sensor asks for no other while one is queued or running.
