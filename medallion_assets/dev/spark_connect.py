@@ -72,10 +72,14 @@ def warm(server: Server, timeout_s: float) -> None:
     """Run a miniature pipeline step through the new server (spark_warmup --remote, in a process of its own):
     its first run then finds Delta's classes loaded and their hot paths compiled, about 11 s less here."""
     command = [sys.executable, "-m", "medallion_assets.dev.spark_warmup", "--remote", server.url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, "SPARK_LOCAL_IP": HOST})
-    if done.returncode != 0:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, "SPARK_LOCAL_IP": HOST})
+        failure = done.stderr[-2000:] if done.returncode != 0 else None
+    except subprocess.TimeoutExpired:
+        failure = f"no end after {timeout_s:.0f} s"
+    if failure is not None:  # a server that cannot run a step is not handed out
         stop(server.pid_file)
-        raise RuntimeError(f"the Spark Connect server at {server.url} failed its warm-up:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"the Spark Connect server at {server.url} failed its warm-up:\n{failure}")
 
 
 def down(server: Server) -> bool:
