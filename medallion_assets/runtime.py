@@ -7,8 +7,10 @@ that computes it (versions.py), and the column_schema_matches check, which every
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
+from functools import wraps
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -36,13 +38,14 @@ from dagster import (
 )
 
 from medallion_assets.orchestration.freshness import freshness_policy
-from medallion_assets.orchestration.partitions import daily_partitions
+from medallion_assets.orchestration.partitions import daily_partitions, days_of_run
 from medallion_assets.ops.quality_log import logged
 from medallion_assets.orchestration.pools import pool_of
 from medallion_assets.quality.checks import Check
 from medallion_assets.quality.schema import COLUMN_SCHEMA, schema_day_results, schema_results
-from medallion_assets.resources.warehouse import Commit
-from medallion_assets.tables import LINEAGE_LAYERS, OWNER, TABLES_BY_KEY, Table
+from medallion_assets.resources.spark import code_generation_for
+from medallion_assets.resources.warehouse import Commit, WarehouseResource
+from medallion_assets.tables import LINEAGE_LAYERS, OWNER, RAW, TABLES_BY_KEY, Table
 from medallion_assets.versions import code_version
 
 
@@ -132,6 +135,26 @@ def code_reference(fn: Callable[..., Any]) -> dict[str, CodeReferencesMetadataVa
         return {"dagster/code_references": CodeReferencesMetadataValue(code_references=[where])}
 
 
+# The layers whose steps compute with Spark (raw ingests on its own engine, ops appends with delta-rs).
+SPARK_LAYERS = ("bronze", "silver", "gold")
+
+
+def sized(compute: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
+    """A Spark step's compute function, run with code generation fitted to the rows raw holds on the
+    run's days (resources/spark.code_generation_for): a small batch's step interprets its projections."""
+
+    @wraps(compute)
+    def step(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        warehouse: WarehouseResource | None = kwargs.get("warehouse")  # every table's step has it, a test's stand-in may not
+        with contextlib.nullcontext() if warehouse is None else code_generation_for(
+            warehouse.session, warehouse.rows_on_days(RAW.values(), days_of_run(AssetExecutionContext.get().run.tags))
+        ):
+            result = compute(*args, **kwargs)
+            yield from result if isinstance(result, Iterator) else [result]
+
+    return step
+
+
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
     """The decorator of one step that writes the tables of `specs`, with their checks and each table's
     column_schema_matches; each spec gets the code version of the code that computes its table.
@@ -139,7 +162,8 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
     Check results are optional outputs (the asset is subsettable), so a daily table can report
     one evaluation per day partition instead of one per run (through `gate`). What the step
     reports is also appended to ops/quality_log when it ends.
-    A step that writes below raw is in the below-raw concurrency pool (orchestration/pools.py).
+    A step that writes below raw is in the below-raw concurrency pool (orchestration/pools.py); one
+    that computes with Spark fits its code generation to the rows of the run's days (`sized`).
     """
     tables = [TABLES_BY_KEY[spec.key] for spec in specs]
 
@@ -160,7 +184,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
                 backfill_policy=BackfillPolicy.single_run(),
                 pool=pool_of(tables),
                 **extra,
-            )(logged(compute))
+            )(logged(sized(compute) if any(t.layer in SPARK_LAYERS for t in tables) else compute))
 
     return decorate
 

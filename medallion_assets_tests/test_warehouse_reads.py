@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from medallion_assets.resources.warehouse import WarehouseResource
-from medallion_assets.tables import ARTIST_POPULARITY, QUARANTINE
+from medallion_assets.tables import ARTIST_POPULARITY, QUARANTINE, RAW
 
 pytestmark = pytest.mark.fast
 
@@ -42,3 +42,13 @@ def test_a_column_total_over_the_whole_table(tmp_path):
     warehouse.append(ARTIST_POPULARITY, rows)
     warehouse.append(ARTIST_POPULARITY, rows.slice(0, 1))
     assert warehouse.column_total(ARTIST_POPULARITY, "total_streams") == 10
+
+
+def test_rows_on_days_add_up_the_tables_days_from_their_logs(tmp_path):
+    warehouse = WarehouseResource(root=str(tmp_path))
+    rows = [(D1, "listen_events", "duplicate")] * 3 + [(D2, "auth_events", "malformed"), (None, "auth_events", "no readable ts")]
+    warehouse.append_once(QUARANTINE, quarantine_rows(*rows), {"test": 1})
+    unwritten = RAW["listen_events"]  # a table not written yet holds no rows
+    assert warehouse.rows_on_days([QUARANTINE, unwritten], [D1]) == 3
+    assert warehouse.rows_on_days([QUARANTINE, unwritten], [D1, D2]) == 4
+    assert warehouse.rows_on_days([QUARANTINE], None) is None  # a run over every day: unknown

@@ -319,6 +319,13 @@ class WarehouseResource(ConfigurableResource):
         Delta log's file statistics."""
         return self._day_counts(table, self._files(self.delta_rs(table, version), table), days)
 
+    def rows_on_days(self, tables: Iterable[Table], days: Sequence[date] | None) -> int | None:
+        """Rows the daily tables hold on the days, together, from their Delta logs (a table not written yet
+        holds none); None without days (a run over every day)."""
+        if days is None:
+            return None
+        return sum(sum(self.day_rows(table, days).values()) for table in tables)
+
     def partition_days(self, table: Table, version: int | None = None) -> set[date | None]:
         """The day partitions holding live files (None: the one of rows without a day), from the Delta log."""
         files = self._files(self.delta_rs(table, version), table)
