@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
-from functools import wraps
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
+from functools import wraps
 from typing import Any
 
 from dagster import (

@@ -214,10 +214,11 @@ def build_session(
 # Spark generates, formats and compiles the code of every projection built outside whole-stage code
 # generation (the decoder of each collect, Delta's file lists among them; projections in the write
 # path), even when the code is cached: a profile of the Connect server during small batches found a
-# fifth of its samples there. Interpreting them made a 10,000-event batch's downstream run 19.0-20.0 s
-# against 24.9-25.6 s (one session, batches alternating), but slowed a 1,000,000-event pipeline's
-# gold from 19 s to 30 s, so a step interprets them only when its days hold few rows. Spark calls
-# the setting internal; an unknown key would only lose the gain.
+# fifth of its samples there. Interpreted, the downstream run of a 10,000-event batch on 30 days of
+# history took 20.1-23.1 s against 25.1-26.8 s (one session, batches alternating); for every run,
+# the 1,000,000-event bench's gold took 30 s against 19 s, since tasks then interpret every row.
+# So a step interprets them only when its days hold few rows. Spark calls the setting internal; a
+# Spark without it would ignore the key and only lose the gain.
 CODEGEN_FACTORY_MODE = "spark.sql.codegen.factoryMode"
 INTERPRETED_UP_TO_ROWS = 100_000
 
