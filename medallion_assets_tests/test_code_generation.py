@@ -1,7 +1,19 @@
 """A step over few rows interprets Spark's standalone projections; one over many, or over every day,
 generates them as Spark does by default; the session is left as it was either way."""
 
+from datetime import date
+
+import pyarrow as pa
+from dagster import DagsterInstance, MaterializeResult, materialize
+
+import medallion_assets.resources.spark as spark_module
+from medallion_assets.orchestration.partitions import range_tags
 from medallion_assets.resources.spark import CODEGEN_FACTORY_MODE, INTERPRETED_UP_TO_ROWS, code_generation_for
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.runtime import table_asset
+from medallion_assets.tables import DAILY_USER_SUMMARY, RAW
+
+DAY = date(2025, 1, 1)
 
 
 def test_few_rows_interpret_and_the_session_is_left_as_it_was(spark):
@@ -18,3 +30,25 @@ def test_many_rows_or_every_day_keep_generated_code(spark):
     for rows in (INTERPRETED_UP_TO_ROWS + 1, None):
         with code_generation_for(spark, rows) as interpreted:
             assert not interpreted and spark.conf.get(CODEGEN_FACTORY_MODE) != "NO_CODEGEN"
+
+
+def test_a_gold_step_fits_its_code_generation_to_the_raw_rows_of_its_days(spark, tmp_path, monkeypatch):
+    """Three raw rows on the run's day: the step runs interpreted; with a threshold below three, generated."""
+    warehouse = WarehouseResource(root=str(tmp_path))
+    listens = pa.Table.from_pylist([{"event_date": DAY, "kafka_offset": i} for i in range(3)], schema=RAW["listen_events"].arrow_schema())
+    warehouse.append_once(RAW["listen_events"], pa.RecordBatchReader.from_batches(listens.schema, listens.to_batches()), {"test": 1})
+    seen: list[str] = []
+
+    @table_asset(DAILY_USER_SUMMARY)
+    def summary(warehouse: WarehouseResource) -> MaterializeResult:
+        seen.append(warehouse.session.conf.get(CODEGEN_FACTORY_MODE))
+        return MaterializeResult(asset_key=DAILY_USER_SUMMARY.asset_key)
+
+    def run() -> None:
+        materialize([summary], instance=DagsterInstance.ephemeral(), resources={"warehouse": warehouse}, tags=range_tags(DAY, DAY))
+
+    run()
+    monkeypatch.setattr(spark_module, "INTERPRETED_UP_TO_ROWS", 2)
+    run()
+    assert seen[0] == "NO_CODEGEN" and seen[1] != "NO_CODEGEN"
+    assert spark.conf.get(CODEGEN_FACTORY_MODE) != "NO_CODEGEN"  # left as it was
