@@ -7,7 +7,6 @@ that computes it (versions.py), and the column_schema_matches check, which every
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -144,15 +143,18 @@ def sized(compute: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
     run's days (resources/spark.code_generation_for): a small batch's step interprets its projections."""
 
     @wraps(compute)
-    def step(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        warehouse: WarehouseResource | None = kwargs.get("warehouse")  # every table's step has it, a test's stand-in may not
-        with contextlib.nullcontext() if warehouse is None else code_generation_for(
-            warehouse.session, warehouse.rows_on_days(RAW.values(), days_of_run(AssetExecutionContext.get().run.tags))
-        ):
-            result = compute(*args, **kwargs)
+    def step(*args: Any, warehouse: WarehouseResource, **kwargs: Any) -> Iterator[Any]:
+        rows = warehouse.rows_on_days(RAW.values(), days_of_run(AssetExecutionContext.get().run.tags))
+        with code_generation_for(warehouse.session, rows):
+            result = compute(*args, warehouse=warehouse, **kwargs)
             yield from result if isinstance(result, Iterator) else [result]
 
     return step
+
+
+def computes_with_spark(compute: Callable[..., Any], tables: Sequence[Table]) -> bool:
+    """Whether a step computes with Spark: it writes bronze, silver or gold and takes the warehouse."""
+    return any(t.layer in SPARK_LAYERS for t in tables) and "warehouse" in inspect.signature(compute).parameters
 
 
 def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] = (), **extra: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
@@ -184,7 +186,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
                 backfill_policy=BackfillPolicy.single_run(),
                 pool=pool_of(tables),
                 **extra,
-            )(logged(sized(compute) if any(t.layer in SPARK_LAYERS for t in tables) else compute))
+            )(logged(sized(compute) if computes_with_spark(compute, tables) else compute))
 
     return decorate
 
