@@ -20,11 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from deltalake import DeltaTable
 from pyspark import SparkContext
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.paths import file_lock
+from medallion_assets.resources.warehouse import read_files, readable_paths
 from medallion_assets.resources.spark import BASE_CONF, StartupCache, build_session, spark_conf
 
 JVM_EXIT_TIMEOUT_S = 300.0
@@ -50,7 +52,8 @@ def exercise(spark: SparkSession, folder: Path) -> None:
     spark.sql(f"MERGE INTO delta.`{table}` t USING warmup_source s ON t.user <=> s.user AND t.ts <=> s.ts "
               "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
     latest = F.row_number().over(Window.partitionBy("user").orderBy(F.desc("ts")))
-    read = spark.read.format("delta").load(table).where(F.col("day") >= first_day)
+    delta = DeltaTable(table)  # read as the warehouse reads: the log's files, by Spark's Parquet reader
+    read = read_files(spark, table, delta, readable_paths(delta, "day", None) or []).where(F.col("day") >= first_day)
     read.withColumn("n", latest).where("n = 1").join(read.groupBy("user").count(), "user").collect()
     spark.sql(f"DESCRIBE HISTORY delta.`{table}`").collect()
 

@@ -7,13 +7,15 @@ Row counts come from the Delta log's file statistics (delta-rs), not from a scan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -30,6 +32,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql import Column, DataFrame, DataFrameWriter, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from medallion_assets.resources.spark import SparkResource, hadoop_aws_package
 from medallion_assets.tables import Table
@@ -38,6 +41,7 @@ from medallion_assets.tables import Table
 HISTORY_DEPTH = 50
 # SQL commands (MERGE) take the commit's user metadata from the session.
 COMMIT_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+SQL_COMMIT_NAMING = threading.Lock()  # held while the session's COMMIT_USER_METADATA names one statement's commit
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 # Delta's optimistic-concurrency conflicts (every exception delta.exceptions declares), and how
 # often a write is tried when it meets one.
@@ -45,6 +49,9 @@ CONFLICTS = (*(getattr(delta_exceptions, name) for name in delta_exceptions.__al
 # Over Spark Connect the same conflicts arrive as errors that name their Java class first.
 CONFLICT_JAVA_CLASSES = frozenset(f"io.delta.exceptions.{name}" for name in delta_exceptions.__all__)
 WRITE_ATTEMPTS = 4
+# A data file's path (relative to its table) that Spark's file reader takes as it is: no pattern
+# character, nothing the log would store escaped.
+PLAIN_PATH = re.compile(r"[\w.=/-]+")
 # The Delta log's names of the types whose Spark SQL names differ.
 SPARK_TYPE_NAMES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}
 
@@ -167,6 +174,31 @@ def stored_schema(delta: RsDeltaTable, table: Table) -> TableSchema:
 def spark_app_id(session: SparkSession) -> str | None:
     """The Spark application id, read from the runtime conf (works over Spark Connect too)."""
     return session.conf.get("spark.app.id", None)
+
+
+def readable_paths(delta: RsDeltaTable, day_column: str | None, days: Sequence[date] | None) -> list[str] | None:
+    """The snapshot's data files (only the days' when given), relative to the table; None when only Spark's
+    Delta reader reads the table right (a reader protocol above 1, or a path Spark's file reader would take
+    for a pattern or the log stores escaped)."""
+    if delta.protocol().min_reader_version > 1:
+        return None
+    files = pa.table(delta.get_add_actions(flatten=True))
+    paths = files["path"].to_pylist()
+    if days is not None and day_column is not None and files.num_rows:
+        wanted = set(days)
+        paths = [p for p, day in zip(paths, files[f"partition.{day_column}"].to_pylist()) if day in wanted]
+    return paths if all(PLAIN_PATH.fullmatch(p) for p in paths) else None
+
+
+def read_files(session: SparkSession, root: str, delta: RsDeltaTable, paths: Sequence[str]) -> DataFrame:
+    """A Delta table's data files (`readable_paths`) read with the schema its log records, in its column
+    order; partition values come from the files' paths."""
+    schema = StructType.fromJson(json.loads(delta.schema().to_json()))
+    if not paths:
+        return session.createDataFrame([], schema)
+    root = root.rstrip("/")
+    df = session.read.schema(schema).option("basePath", root).parquet(*(f"{root}/{p}" for p in paths))
+    return df.select(*(F.col(f"`{name}`") for name in schema.fieldNames()))
 
 
 class WarehouseResource(ConfigurableResource):
@@ -305,11 +337,22 @@ class WarehouseResource(ConfigurableResource):
 
     def read(self, table: Table, days: Sequence[date] | None = None, version: int | None = None) -> DataFrame:
         """The table (only the given days of a daily table; at `version`, default the latest); a clear
-        error naming it when it does not exist."""
-        if not self.exists(table):
+        error naming it when it does not exist.
+
+        delta-rs resolves the snapshot from the Delta log and Spark's Parquet reader reads its files: Spark's
+        own Delta reader first computes the snapshot and filters its files with Spark jobs of their own, which
+        on a 10,000-event batch were 67 of the 154 jobs downstream of raw and about 30% of its seconds. A table
+        whose protocol asks more of a reader than version 1 (deletion vectors, column mapping, ...) is read
+        by Spark's Delta reader, which knows those features.
+        """
+        delta = self.delta_rs(table, version)
+        if delta is None:
             raise MissingUpstreamTableError(self._missing(table))
-        reader = self.session.read.format("delta")
-        df = (reader.option("versionAsOf", version) if version is not None else reader).load(self.uri(table))
+        paths = readable_paths(delta, table.partition_column, days)
+        if paths is None:
+            df = self.session.read.format("delta").option("versionAsOf", delta.version()).load(self.uri(table))
+        else:
+            df = read_files(self.session, self.uri(table), delta, paths)
         if days is not None:
             df = df.where(F.col(self._day_column(table)).isin(list(days)))
         return df
@@ -507,16 +550,27 @@ class WarehouseResource(ConfigurableResource):
 
         retry_on_conflict(table, write)
 
+    @contextlib.contextmanager
+    def _sql_commits_named(self, token: str) -> Iterator[SparkSession]:
+        """The session, whose Delta SQL commands commit with `token` as their userMetadata until the block ends.
+
+        The setting is the session's, not the statement's: two steps' MERGEs on threads of one run would
+        otherwise name each other's commits (or none), so such statements run one at a time.
+        """
+        session = self.session
+        with SQL_COMMIT_NAMING:
+            session.conf.set(COMMIT_USER_METADATA, token)
+            try:
+                yield session
+            finally:
+                session.conf.unset(COMMIT_USER_METADATA)
+
     def restore(self, table: Table, version: int | None) -> None:
         """RESTORE the table to a version (Delta SQL, so over Spark Connect too); None empties it (the version
         before the one that created it)."""
-        session = self.session
-        session.conf.set(COMMIT_USER_METADATA, self._token())
-        try:
-            name = self.sql_name(table)
+        name = self.sql_name(table)
+        with self._sql_commits_named(self._token()) as session:
             session.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}" if version is not None else f"DELETE FROM {name}").collect()
-        finally:
-            session.conf.unset(COMMIT_USER_METADATA)
 
     def commit_transactions(self, table: Table, transactions: Mapping[str, int]) -> None:
         """Record transactions (app id -> version) in a commit of no rows (delta-rs): a lower version than
@@ -565,14 +619,16 @@ class WarehouseResource(ConfigurableResource):
         else:
             clauses = (updated, "WHEN NOT MATCHED THEN INSERT *")
         source.createOrReplaceTempView(view)
-        session = self.session
-        session.conf.set(COMMIT_USER_METADATA, token)
+        statement = f"MERGE INTO {self.sql_name(table)} AS t USING {view} AS s ON {matches} {' '.join(clauses)}"
+
+        def attempt() -> None:
+            with self._sql_commits_named(token) as session:
+                session.sql(statement)
+
         try:
-            statement = f"MERGE INTO {self.sql_name(table)} AS t USING {view} AS s ON {matches} {' '.join(clauses)}"
-            retry_on_conflict(table, lambda: session.sql(statement))
+            retry_on_conflict(table, attempt)
         finally:
-            session.conf.unset(COMMIT_USER_METADATA)
-            session.catalog.dropTempView(view)
+            self.session.catalog.dropTempView(view)
         return self._commit(table, token, source.drop(delete_marker) if delete_marker else source)
 
     def stale_rows(self, table: Table, rows: DataFrame, group: str, touched: DataFrame) -> DataFrame:

@@ -1,0 +1,81 @@
+"""The warehouse's reads and commits through Spark.
+
+A table read through the warehouse gives what Spark's Delta reader gives (rows, columns, their order and
+types): of some days, at a version, after a column was added, over a day with no files; a table whose
+protocol needs more than a plain reader is read by Spark's Delta reader. MERGEs on threads of one session
+each name their own commit."""
+
+import time
+from datetime import date
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medallion_assets.resources.spark import side_by_side
+from medallion_assets.resources.warehouse import WarehouseResource
+from medallion_assets.tables import Table
+
+D1, D2, D3 = date(2025, 1, 1), date(2025, 1, 2), date(2025, 1, 3)
+EVENTS = Table("bronze", "events", "one row per event", partition_column="event_date")
+ARTISTS = Table("silver", "artists", "one row per artist", key=("artistKey",))
+
+
+def rows(df: DataFrame) -> list[tuple]:
+    """Every row, in a stable order."""
+    return sorted(tuple(r) for r in df.collect())
+
+
+def delta_read(spark, warehouse: WarehouseResource, table, version: int, days=None) -> DataFrame:
+    """Spark's own Delta reader: the oracle."""
+    df = spark.read.format("delta").option("versionAsOf", version).load(warehouse.uri(table))
+    return df.where(F.col(table.partition_column).isin(days)) if days else df
+
+
+def test_reads_equal_sparks_delta_reader(spark, tmp_path):
+    warehouse = WarehouseResource(root=str(tmp_path))
+    first = spark.createDataFrame([(1, "a", D1), (2, "b", D2), (3, None, D2)], "kafka_offset bigint, userId string, event_date date")
+    warehouse.replace_days(EVENTS, first, [D1, D2])
+    # a second write adds a column (older rows hold null) and replaces one day
+    second = spark.createDataFrame([(4, "d", "x", D2)], "kafka_offset bigint, userId string, city string, event_date date")
+    warehouse.replace_days(EVENTS, second, [D2])
+    latest = warehouse.version(EVENTS)
+    for version in (latest - 1, latest):
+        for days in (None, [D1], [D1, D2]):
+            ours, oracle = warehouse.read(EVENTS, days, version if version < latest else None), delta_read(spark, warehouse, EVENTS, version, days)
+            assert ours.schema.simpleString() == oracle.schema.simpleString()
+            assert rows(ours) == rows(oracle)
+    assert rows(warehouse.read(EVENTS, [D1, D2])) == [(1, "a", D1, None), (4, "d", D2, "x")]
+    empty = warehouse.read(EVENTS, [D3])  # a day with no files
+    assert empty.count() == 0 and empty.schema.simpleString() == delta_read(spark, warehouse, EVENTS, latest).schema.simpleString()
+
+
+def test_a_table_with_deletion_vectors_is_read_by_sparks_delta_reader(spark, tmp_path):
+    """Its files still hold the deleted rows: only a reader of the deletion vectors leaves them out."""
+    warehouse = WarehouseResource(root=str(tmp_path))
+    warehouse.overwrite(ARTISTS, spark.createDataFrame([(f"k{i}", f"artist {i}") for i in range(5)], "artistKey string, name string"))
+    name = warehouse.sql_name(ARTISTS)
+    spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')").collect()
+    spark.sql(f"DELETE FROM {name} WHERE artistKey IN ('k1', 'k3')").collect()
+    assert warehouse.delta_rs(ARTISTS).protocol().min_reader_version > 1
+    assert rows(warehouse.read(ARTISTS)) == [("k0", "artist 0"), ("k2", "artist 2"), ("k4", "artist 4")]
+
+
+def test_merges_side_by_side_each_name_their_own_commit(spark, tmp_path):
+    """The first MERGE's source is slow, so the second runs, and ends, while the first is still running."""
+    warehouse = WarehouseResource(root=str(tmp_path))
+    tables = [Table("silver", name, "one row per key", key=("k",)) for name in ("slow", "fast")]
+    for table in tables:
+        warehouse.overwrite(table, spark.createDataFrame([("a", 1)], "k string, v int"))
+    slow = F.udf(lambda v: time.sleep(2) or v, "int")
+    sources = [spark.createDataFrame([("a", 2), ("b", 3)], "k string, v int")]
+    sources = [sources[0].withColumn("v", slow("v")), sources[0]]
+
+    def merge(table: Table, source: DataFrame):
+        if table.name == "fast":
+            time.sleep(0.5)  # starts once the slow one runs
+        return warehouse.merge(table, source, ["k"])
+
+    commits = side_by_side(spark, [lambda t=t, s=s: merge(t, s) for t, s in zip(tables, sources)])
+    assert [c.version for c in commits] == [1, 1] and [c.operation for c in commits] == ["MERGE", "MERGE"]
+    for table in tables:
+        assert rows(warehouse.read(table)) == [("a", 2), ("b", 3)]
