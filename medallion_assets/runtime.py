@@ -139,13 +139,14 @@ SPARK_LAYERS = ("bronze", "silver", "gold")
 
 
 def sized(compute: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
-    """A Spark step's compute function, run with code generation fitted to the rows raw holds on the
-    run's days (resources/spark.code_generation_for): a small batch's step interprets its projections."""
+    """A Spark step's compute function, fitted to the rows raw holds on the run's days: a small batch's
+    step interprets its projections (resources/spark.code_generation_for) and commits its day writes
+    with delta-rs (WarehouseResource.writing_few_rows)."""
 
     @wraps(compute)
     def step(*args: Any, warehouse: WarehouseResource, **kwargs: Any) -> Iterator[Any]:
         rows = warehouse.rows_on_days(RAW.values(), days_of_run(AssetExecutionContext.get().run.tags))
-        with code_generation_for(warehouse.session, rows):
+        with code_generation_for(warehouse.session, rows) as few, warehouse.writing_few_rows(few):
             result = compute(*args, warehouse=warehouse, **kwargs)
             yield from result if isinstance(result, Iterator) else [result]
 
@@ -165,7 +166,7 @@ def tables_asset(name: str, specs: Sequence[AssetSpec], checks: Sequence[Check] 
     one evaluation per day partition instead of one per run (through `gate`). What the step
     reports is also appended to ops/quality_log when it ends.
     A step that writes below raw is in the below-raw concurrency pool (orchestration/pools.py); one
-    that computes with Spark fits its code generation to the rows of the run's days (`sized`).
+    that computes with Spark fits its code generation and its writes to the rows of the run's days (`sized`).
     """
     tables = [TABLES_BY_KEY[spec.key] for spec in specs]
 

@@ -1,5 +1,6 @@
-"""A step over few rows interprets Spark's standalone projections; one over many, or over every day,
-generates them as Spark does by default; the session is left as it was either way."""
+"""A step over few rows interprets Spark's standalone projections and commits its day writes with
+delta-rs; one over many, or over every day, generates them as Spark does by default and writes through
+Spark; the session is left as it was either way."""
 
 from datetime import date
 
@@ -8,7 +9,7 @@ from dagster import DagsterInstance, MaterializeResult, materialize
 
 import medallion_assets.resources.spark as spark_module
 from medallion_assets.orchestration.partitions import range_tags
-from medallion_assets.resources.spark import CODEGEN_FACTORY_MODE, INTERPRETED_UP_TO_ROWS, code_generation_for
+from medallion_assets.resources.spark import CODEGEN_FACTORY_MODE, FEW_ROWS, code_generation_for
 from medallion_assets.resources.warehouse import WarehouseResource
 from medallion_assets.runtime import table_asset
 from medallion_assets.tables import DAILY_USER_SUMMARY, RAW
@@ -27,13 +28,14 @@ def test_few_rows_interpret_and_the_session_is_left_as_it_was(spark):
 
 
 def test_many_rows_or_every_day_keep_generated_code(spark):
-    for rows in (INTERPRETED_UP_TO_ROWS + 1, None):
+    for rows in (FEW_ROWS + 1, None):
         with code_generation_for(spark, rows) as interpreted:
             assert not interpreted and spark.conf.get(CODEGEN_FACTORY_MODE) != "NO_CODEGEN"
 
 
 def test_a_gold_step_fits_its_code_generation_to_the_raw_rows_of_its_days(spark, tmp_path, monkeypatch):
-    """Three raw rows on the run's day: the step runs interpreted; with a threshold below three, generated."""
+    """Three raw rows on the run's day: the step runs interpreted and writes few rows; with a threshold
+    below three, generated, through Spark's writer."""
     warehouse = WarehouseResource(root=str(tmp_path))
     listens = pa.Table.from_pylist([{"event_date": DAY, "kafka_offset": i} for i in range(3)], schema=RAW["listen_events"].arrow_schema())
     warehouse.append_once(RAW["listen_events"], pa.RecordBatchReader.from_batches(listens.schema, listens.to_batches()), {"test": 1})
@@ -41,14 +43,14 @@ def test_a_gold_step_fits_its_code_generation_to_the_raw_rows_of_its_days(spark,
 
     @table_asset(DAILY_USER_SUMMARY)
     def summary(warehouse: WarehouseResource) -> MaterializeResult:
-        seen.append(warehouse.session.conf.get(CODEGEN_FACTORY_MODE))
+        seen.append((warehouse.session.conf.get(CODEGEN_FACTORY_MODE), warehouse._few_rows))
         return MaterializeResult(asset_key=DAILY_USER_SUMMARY.asset_key)
 
     def run() -> None:
         materialize([summary], instance=DagsterInstance.ephemeral(), resources={"warehouse": warehouse}, tags=range_tags(DAY, DAY))
 
     run()
-    monkeypatch.setattr(spark_module, "INTERPRETED_UP_TO_ROWS", 2)
+    monkeypatch.setattr(spark_module, "FEW_ROWS", 2)
     run()
-    assert seen[0] == "NO_CODEGEN" and seen[1] != "NO_CODEGEN"
+    assert seen[0] == ("NO_CODEGEN", True) and seen[1][0] != "NO_CODEGEN" and seen[1][1] is False
     assert spark.conf.get(CODEGEN_FACTORY_MODE) != "NO_CODEGEN"  # left as it was

@@ -79,3 +79,32 @@ def test_merges_side_by_side_each_name_their_own_commit(spark, tmp_path):
     assert [c.version for c in commits] == [1, 1] and [c.operation for c in commits] == ["MERGE", "MERGE"]
     for table in tables:
         assert rows(warehouse.read(table)) == [("a", 2), ("b", 3)]
+
+
+def test_few_rows_committed_by_delta_rs_leave_what_sparks_writer_leaves(spark, tmp_path):
+    """The same day writes into two tables, one through Spark's Delta writer and one within
+    `writing_few_rows`: the tables then hold the same rows, days and columns, and each write reports
+    the same commit figures and observed metrics."""
+    spark_side, arrow_side = WarehouseResource(root=str(tmp_path / "spark")), WarehouseResource(root=str(tmp_path / "arrow"))
+    table = Table("bronze", "events", "one row per event", partition_column="event_date", stats=("kafka_offset",))
+    first = spark.createDataFrame([(1, "a", D1), (2, "b", D2), (3, "c", None)], "kafka_offset bigint, userId string, event_date date")
+    writes = [
+        (first, [D1, D2], "event_date IS NULL"),  # creates the table
+        (spark.createDataFrame([(4, "d", "x", D2)], "kafka_offset bigint, userId string, city string, event_date date"), [D2], None),
+        (first.where("false"), [D1], "event_date IS NULL"),  # no rows: the day and the undated rows go
+    ]
+    for df, days, also_where in writes:
+        observe = {"offsets": F.sum("kafka_offset")}
+        ours = {}
+        for side, few in ((spark_side, False), (arrow_side, True)):
+            with side.writing_few_rows(few):
+                commit = side.replace_days(table, df, days, also_where, observe=dict(observe))
+            ours[few] = (commit.version, commit.rows_written, commit.total_rows, commit.day_rows, commit.observed)
+            assert rows(side.read(table)) == rows(delta_read(spark, side, table, side.version(table)))
+        assert ours[True] == ours[False]
+        assert rows(arrow_side.read(table)) == rows(spark_side.read(table))
+    assert rows(arrow_side.read(table)) == [(4, "d", D2, "x")]
+    assert arrow_side.read(table).schema.simpleString() == spark_side.read(table).schema.simpleString()
+    assert arrow_side.delta_rs(table).metadata().configuration == spark_side.delta_rs(table).metadata().configuration
+    engines = {side: {c["engineInfo"].split(":")[0].split("/")[0] for c in side.delta_rs(table).history()} for side in (spark_side, arrow_side)}
+    assert engines == {spark_side: {"Apache-Spark"}, arrow_side: {"delta-rs"}}

@@ -220,7 +220,9 @@ def build_session(
 # So a step interprets them only when its days hold few rows. Spark calls the setting internal; a
 # Spark without it would ignore the key and only lose the gain.
 CODEGEN_FACTORY_MODE = "spark.sql.codegen.factoryMode"
-INTERPRETED_UP_TO_ROWS = 100_000
+# At most this many input rows are few: the step interprets its projections, and commits its day
+# writes with delta-rs (resources/warehouse.writing_few_rows).
+FEW_ROWS = 100_000
 
 
 @contextlib.contextmanager
@@ -228,7 +230,7 @@ def code_generation_for(session: SparkSession, rows: int | None) -> Iterator[boo
     """Within the block, the session interprets its standalone projections when a step's input is
     `rows` rows and they are few; when they are many or unknown (None) it generates them, as by
     default. Yields whether it interprets; the session is left as it was."""
-    interpreted = rows is not None and rows <= INTERPRETED_UP_TO_ROWS
+    interpreted = rows is not None and rows <= FEW_ROWS
     if interpreted:
         session.conf.set(CODEGEN_FACTORY_MODE, "NO_CODEGEN")
     try:
