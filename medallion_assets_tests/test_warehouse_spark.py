@@ -3,7 +3,8 @@
 A table read through the warehouse gives what Spark's Delta reader gives (rows, columns, their order and
 types): of some days, at a version, after a column was added, over a day with no files; a table whose
 protocol needs more than a plain reader is read by Spark's Delta reader. MERGEs on threads of one session
-each name their own commit."""
+each name their own commit. A small step's day writes and MERGEs, committed by delta-rs, leave what
+Spark's Delta writer and Delta SQL leave."""
 
 import time
 from datetime import date
@@ -108,3 +109,25 @@ def test_few_rows_committed_by_delta_rs_leave_what_sparks_writer_leaves(spark, t
     assert arrow_side.delta_rs(table).metadata().configuration == spark_side.delta_rs(table).metadata().configuration
     engines = {side: {c["engineInfo"].split(":")[0].split("/")[0] for c in side.delta_rs(table).history()} for side in (spark_side, arrow_side)}
     assert engines == {spark_side: {"Apache-Spark"}, arrow_side: {"delta-rs"}}
+
+
+def test_few_rows_merged_by_delta_rs_leave_what_sparks_merge_leaves(spark, tmp_path):
+    """The same MERGEs into two tables, one by Delta SQL and one within `writing_few_rows`: insert,
+    update only where a named column changed, delete the rows the marker names (never inserting them)."""
+    spark_side, arrow_side = WarehouseResource(root=str(tmp_path / "spark")), WarehouseResource(root=str(tmp_path / "arrow"))
+    table = Table("silver", "users", "one row per user and level", key=("userId", "level"))
+    start = spark.createDataFrame([("1", "free", 1.0), ("2", "paid", 2.0), ("3", "free", None)], "userId string, level string, latitude double")
+    marked = spark.createDataFrame(
+        [("1", "free", 5.0, False), ("2", "paid", None, True), ("4", None, 1.0, False), ("5", "x", 1.0, True)],
+        "userId string, level string, latitude double, _stale boolean",
+    )
+    unchanged_or_new = spark.createDataFrame([("1", "free", 5.0), ("3", "free", None), ("6", "paid", 6.0)], "userId string, level string, latitude double")
+    for side, few in ((spark_side, False), (arrow_side, True)):
+        side.overwrite(table, start)
+        with side.writing_few_rows(few):
+            side.merge(table, marked, table.key, delete_marker="_stale")
+            side.merge(table, unchanged_or_new, table.key, update_if_changed=("latitude",))
+    expected = [("1", "free", 5.0), ("3", "free", None), ("4", None, 1.0), ("6", "paid", 6.0)]
+    assert sorted(rows(spark_side.read(table)), key=str) == sorted(rows(arrow_side.read(table)), key=str) == sorted(expected, key=str)
+    merged_by = {c["engineInfo"].split(":")[0].split("/")[0] for c in arrow_side.delta_rs(table).history() if c["operation"] == "MERGE"}
+    assert merged_by == {"delta-rs"}

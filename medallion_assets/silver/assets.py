@@ -156,7 +156,7 @@ def dim_location(context: AssetExecutionContext, warehouse: WarehouseResource) -
         return publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS)), build).result(refresh="full")
     dim = warehouse.read(DIM_LOCATION)
     merge = lambda kept: warehouse.merge(  # noqa: E731
-        DIM_LOCATION, location_upserts(kept, dim, states), KEY, "NOT (t.latitude <=> s.latitude AND t.longitude <=> s.longitude)"
+        DIM_LOCATION, location_upserts(kept, dim, states), KEY, update_if_changed=("latitude", "longitude")
     )
     published = publish(warehouse, DIM_LOCATION, locations(warehouse.read(LISTENS, days)), merge=merge)
     return published.result(refresh="days", days=MetadataValue.json([d.isoformat() for d in days]))
