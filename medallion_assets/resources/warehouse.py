@@ -518,8 +518,9 @@ class WarehouseResource(ConfigurableResource):
         """Within the block, when `few` (the caller knows its writes are small), `replace_days` commits with
         delta-rs. Spark's Delta writer pays for its own snapshot, the replaceWhere file filter and the
         commit in jobs and driver time whatever the rows; collected to Arrow, the same rows cost one job.
-        The downstream run of a 10,000-event batch on 30 days of history took 13.3-14.5 s so against
-        18.4-22.8 s (two warehouses in one session, batches alternating), 74 Spark jobs against 92.
+        The downstream run of a 10,000-event batch on 30 days of history took 13.3-14.5 s so in three
+        batches of four (27.3 s in the fourth) against 18.4-22.1 s (two warehouses in one session, batches
+        alternating), 74 Spark jobs against 92.
         Yields `few`."""
         self._few_rows = few
         try:
@@ -660,7 +661,7 @@ class WarehouseResource(ConfigurableResource):
 
         Delta SQL's MERGE (so over Spark Connect too); within `writing_few_rows`, the source's rows
         collected to Arrow and merged by delta-rs, which on a 10,000-event batch took the downstream run
-        from 12.8-17.7 s to 11.2-11.6 s and 74 Spark jobs to 59 (two warehouses in one session, alternating).
+        from 12.8-15.7 s to 11.3-11.6 s and 74 Spark jobs to 59 (two warehouses in one session, alternating).
         """
         token = self._token()
         if self._few_rows:
