@@ -141,7 +141,7 @@ SPARK_LAYERS = ("bronze", "silver", "gold")
 def sized(compute: Callable[..., Any]) -> Callable[..., Iterator[Any]]:
     """A Spark step's compute function, fitted to the rows raw holds on the run's days: a small batch's
     step interprets its projections (resources/spark.code_generation_for) and commits its day writes
-    with delta-rs (WarehouseResource.writing_few_rows)."""
+    and MERGEs with delta-rs (WarehouseResource.writing_few_rows)."""
 
     @wraps(compute)
     def step(*args: Any, warehouse: WarehouseResource, **kwargs: Any) -> Iterator[Any]:

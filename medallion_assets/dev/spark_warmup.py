@@ -26,8 +26,8 @@ from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.paths import file_lock
-from medallion_assets.resources.warehouse import read_files, readable_paths
 from medallion_assets.resources.spark import BASE_CONF, StartupCache, build_session, spark_conf
+from medallion_assets.resources.warehouse import read_files, readable_paths
 
 JVM_EXIT_TIMEOUT_S = 300.0
 # The dump's JVM lists every class it cannot archive (signed jars, old class files): expected, not news.

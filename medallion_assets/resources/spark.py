@@ -221,7 +221,7 @@ def build_session(
 # Spark without it would ignore the key and only lose the gain.
 CODEGEN_FACTORY_MODE = "spark.sql.codegen.factoryMode"
 # At most this many input rows are few: the step interprets its projections, and commits its day
-# writes with delta-rs (resources/warehouse.writing_few_rows).
+# writes and MERGEs with delta-rs (resources/warehouse.writing_few_rows).
 FEW_ROWS = 100_000
 
 
