@@ -53,7 +53,9 @@ def exercise(spark: SparkSession, folder: Path) -> None:
               "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
     latest = F.row_number().over(Window.partitionBy("user").orderBy(F.desc("ts")))
     delta = DeltaTable(table)  # read as the warehouse reads: the log's files, by Spark's Parquet reader
-    read = read_files(spark, table, delta, readable_paths(delta, "day", None) or []).where(F.col("day") >= first_day)
+    paths = readable_paths(delta, "day", None)
+    assert paths is not None, "a plain table written just now reads from its files"
+    read = read_files(spark, table, delta, paths).where(F.col("day") >= first_day)
     read.withColumn("n", latest).where("n = 1").join(read.groupBy("user").count(), "user").collect()
     spark.sql(f"DESCRIBE HISTORY delta.`{table}`").collect()
 

@@ -190,6 +190,12 @@ def readable_paths(delta: RsDeltaTable, day_column: str | None, days: Sequence[d
     return paths if all(PLAIN_PATH.fullmatch(p) for p in paths) else None
 
 
+def named(token: str, transactions: Mapping[str, int] | None = None) -> CommitProperties:
+    """A delta-rs commit's properties: the token as its userMetadata (COMMIT_TOKEN), and the Delta
+    transactions (app id -> version) it records."""
+    return CommitProperties(custom_metadata={"userMetadata": token}, app_transactions=[Transaction(app, v) for app, v in (transactions or {}).items()])
+
+
 def arrow_rows(df: DataFrame) -> pa.Table:
     """The DataFrame's rows collected to Arrow (one Spark job), every column nullable, as Spark's Delta
     writer stores them."""
@@ -551,7 +557,7 @@ class WarehouseResource(ConfigurableResource):
                 schema_mode="merge",
                 storage_options=self.storage_options() or None,
                 configuration=self._created_with(table, delta),
-                commit_properties=CommitProperties(custom_metadata={"userMetadata": token}),
+                commit_properties=named(token),
             )
 
         retry_on_conflict(table, write)
@@ -584,7 +590,7 @@ class WarehouseResource(ConfigurableResource):
             schema_mode="merge",  # a column tables.py added since the table was created (older rows hold null)
             storage_options=self.storage_options() or None,
             configuration=self._created_with(table, delta),
-            commit_properties=CommitProperties(custom_metadata={"userMetadata": token}, app_transactions=[Transaction(app, v) for app, v in transactions.items()]),
+            commit_properties=named(token, transactions),
         )
         return self._commit(table, token, None)
 
@@ -599,7 +605,7 @@ class WarehouseResource(ConfigurableResource):
                 rows,
                 mode="append",
                 storage_options=self.storage_options() or None,
-                commit_properties=CommitProperties(custom_metadata={"userMetadata": self._token()}),
+                commit_properties=named(self._token()),
             )
 
         retry_on_conflict(table, write)
@@ -637,9 +643,7 @@ class WarehouseResource(ConfigurableResource):
             pa.schema(delta.schema().to_arrow()).empty_table(),
             mode="append",
             storage_options=self.storage_options() or None,
-            commit_properties=CommitProperties(
-                custom_metadata={"userMetadata": self._token()}, app_transactions=[Transaction(app, v) for app, v in transactions.items()]
-            ),
+            commit_properties=named(self._token(), transactions),
         )
 
     def append_once_with_spark(self, table: Table, df: DataFrame, app_id: str, version: int) -> Commit:
@@ -716,7 +720,7 @@ class WarehouseResource(ConfigurableResource):
             if delta is None:
                 raise MissingUpstreamTableError(self._missing(table))
             merger = delta.merge(
-                rows, same(on), source_alias="s", target_alias="t", commit_properties=CommitProperties(custom_metadata={"userMetadata": token})
+                rows, same(on), source_alias="s", target_alias="t", commit_properties=named(token)
             )
             if delete_marker:
                 merger = merger.when_matched_delete(f's."{delete_marker}"')
