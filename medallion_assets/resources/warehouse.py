@@ -388,6 +388,10 @@ class WarehouseResource(ConfigurableResource):
         files = self._files(self.delta_rs(table, version), table)
         return set(files[f"partition.{self._day_column(table)}"].to_pylist()) if files is not None else set()
 
+    def days_from(self, table: Table, first: date) -> list[date]:
+        """The day partitions holding live files from `first` on, in order, from the Delta log."""
+        return sorted(day for day in self.partition_days(table) if day is not None and day >= first)
+
     def group_rows(self, table: Table, days: Sequence[date], by: Sequence[str]) -> dict[tuple, int]:
         """Rows per group of the `by` columns on the given days, read with delta-rs (no Spark job): for a
         table whose days are small, such as quarantine."""

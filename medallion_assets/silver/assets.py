@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial, reduce
+from functools import partial
 from typing import Any
 
 from dagster import AssetCheckResult, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, SourceAsset
@@ -30,7 +30,7 @@ from medallion_assets.schemas import SONGS_CSV_COLUMNS, STATE_CODES_CSV_COLUMNS,
 from medallion_assets.sources import SONGS_CSV, STATE_CODES_CSV
 from medallion_assets.silver.dim_datetime import build_dim_datetime
 from medallion_assets.silver.dim_location import KEY, build_dim_location, location_upserts, locations
-from medallion_assets.silver.dim_users import build_dim_users, days_in_versions
+from medallion_assets.silver.dim_users import build_dim_users, days_in_spans, first_seen, moved_spans, replayed, user_observations, versions_of
 from medallion_assets.silver.songs import artist_rows, build_dim_artists, build_dim_songs, song_rows
 from medallion_assets.tables import BRONZE, DIM_ARTISTS, DIM_DATETIME, DIM_LOCATION, DIM_SONGS, DIM_USERS, Table
 
@@ -118,27 +118,28 @@ def publish(
 
 
 def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """SCD2 users: those seen on the run's days re-derived from all their events, or all rebuilt.
+    """SCD2 users: those seen on the run's days replayed from their versions and their events since, or all rebuilt.
 
-    Late data can split or move a version: the days whose fact rows carry a replaced version's key
-    are reported as `stale_fact_days`, and raw_to_gold_sensor rebuilds them.
+    A user seen on the run's days keeps the versions that start before their first event there
+    (`replayed`), and has the rest rebuilt from their events from then on, so a batch reads the days
+    from the run's first on, not each user's whole history. Late data can split or move a version:
+    the days whose listens now fall in another version are reported as `stale_fact_days`, and
+    raw_to_gold_sensor rebuilds them.
     """
     days = days_of_run(context.run.tags)
     if days is None or not warehouse.exists(DIM_USERS):
         bronze = [warehouse.read(BRONZE[t]) for t in TOPICS]
         return publish(warehouse, DIM_USERS, build_dim_users(bronze)).result(refresh="full")
-    seen = [warehouse.read(BRONZE[t], days).select("userId").where(F.col("userId").isNotNull()) for t in TOPICS]
-    touched = reduce(DataFrame.unionByName, seen).distinct().cache()
-    history = {t: of_groups(warehouse.read(BRONZE[t]), "userId", touched) for t in TOPICS}
-    versions = build_dim_users(list(history.values())).cache()
+    recent = {t: warehouse.read(BRONZE[t], warehouse.days_from(BRONZE[t], days[0])) for t in TOPICS}
+    since = first_seen([df.where(F.col("event_date").isin(days)) for df in recent.values()]).cache()
+    before = of_groups(warehouse.read(DIM_USERS), "userId", since)
+    versions = versions_of(replayed(before, since, user_observations(list(recent.values())))).cache()
     try:
-        replaced = warehouse.stale_rows(DIM_USERS, versions, "userId", touched)
-        # most batches only extend versions: then no fact row can carry a replaced key, and no join looks
-        stale = [] if replaced.isEmpty() else sorted(set(days_in_versions(history[LISTENS.name], replaced)) - set(days))
-        merge = lambda kept: warehouse.replace_groups(DIM_USERS, kept, "userId", touched)  # noqa: E731
+        stale = sorted(set(days_in_spans(recent[LISTENS.name], moved_spans(before, versions))) - set(days))
+        merge = lambda kept: warehouse.replace_groups(DIM_USERS, kept, "userId", since)  # noqa: E731
         published = publish(warehouse, DIM_USERS, versions, merge=merge)
     finally:
-        touched.unpersist()
+        since.unpersist()
         versions.unpersist()
     return published.result(
         refresh="days",

@@ -43,9 +43,8 @@ def user_observations(bronze_tables: Sequence[DataFrame]) -> DataFrame:
     )
 
 
-def build_dim_users(bronze_tables: Sequence[DataFrame]) -> DataFrame:
-    """One row per user and run of unchanged tracked attributes, plus the unknown member."""
-    observations = user_observations(bronze_tables)
+def versions_of(observations: DataFrame) -> DataFrame:
+    """One row per user and run of unchanged tracked attributes among `observations` (user_observations' grain)."""
     by_time = Window.partitionBy("userId").orderBy("event_timestamp")
     attrs = F.concat_ws("\u0001", *TRACKED)
     versions = (
@@ -63,7 +62,42 @@ def build_dim_users(bronze_tables: Sequence[DataFrame]) -> DataFrame:
         .withColumn("current_row", F.col("_next").isNull())
         .withColumn("userKey", md5_key("userId", "level", F.col("row_activation_ts").cast("string")))
     )
-    return with_dates(dim).select(*DIM_USERS.column_names).unionByName(unknown_user(dim.sparkSession))
+    return with_dates(dim).select(*DIM_USERS.column_names)
+
+
+def build_dim_users(bronze_tables: Sequence[DataFrame]) -> DataFrame:
+    """One row per user and run of unchanged tracked attributes, plus the unknown member."""
+    versions = versions_of(user_observations(bronze_tables))
+    return versions.unionByName(unknown_user(versions.sparkSession))
+
+
+def first_seen(bronze_tables: Sequence[DataFrame]) -> DataFrame:
+    """One row per user with a dated event in the tables: the user's earliest event instant (`_since`)."""
+    events = reduce(DataFrame.unionByName, [df.select("userId", "event_timestamp") for df in bronze_tables])
+    dated = events.where(F.col("userId").isNotNull() & F.col("event_timestamp").isNotNull())
+    return dated.groupBy("userId").agg(F.min("event_timestamp").alias("_since"))
+
+
+def replayed(versions: DataFrame, since: DataFrame, observations: DataFrame) -> DataFrame:
+    """Observations from which versions_of rebuilds every version of `since`'s users.
+
+    A version that starts before the user's `_since` stands for its run of observations: one at its
+    start with its attributes and the user's registration time. Observations from `_since` on come as
+    they are; `observations` must hold all of them (every day from the first `_since` on).
+    """
+    anchors = versions.join(since, "userId").where(F.col("row_activation_ts") < F.col("_since"))
+    fresh = observations.join(since, "userId").where(F.col("event_timestamp") >= F.col("_since"))
+    observed = ["userId", "registration_time", "event_timestamp", *TRACKED]
+    return anchors.withColumnRenamed("row_activation_ts", "event_timestamp").select(*observed).unionByName(fresh.select(*observed))
+
+
+def moved_spans(before: DataFrame, after: DataFrame) -> DataFrame:
+    """One row per user and span (`_from`, `_to`) whose instants fall in another version after than before:
+    a replaced version's whole span, and the end a kept version lost."""
+    old = before.select("userId", "userKey", F.col("row_activation_ts").alias("_start"), F.col("row_expiration_ts").alias("_to"))
+    new = after.select("userKey", F.col("row_expiration_ts").alias("_end"))
+    moved = old.join(new, "userKey", "left").where(F.col("_end").isNull() | (F.col("_end") < F.col("_to")))
+    return moved.select("userId", F.coalesce("_end", "_start").alias("_from"), "_to")
 
 
 def with_dates(dim: DataFrame) -> DataFrame:
@@ -86,10 +120,10 @@ def unknown_user(spark) -> DataFrame:
     return with_dates(row).select(*DIM_USERS.column_names)
 
 
-def days_in_versions(listens: DataFrame, versions: DataFrame) -> list[date]:
-    """Days of the listens that fall inside one of the versions (their fact rows carry its userKey)."""
-    spans = versions.select(
-        F.col("userId").alias("_user"), F.col("row_activation_ts").alias("_from"), F.col("row_expiration_ts").alias("_to")
+def days_in_spans(listens: DataFrame, spans: DataFrame) -> list[date]:
+    """Days of the listens that fall inside one of the users' spans (`moved_spans`' grain)."""
+    inside = (
+        (F.col("userId") == F.col("_user")) & (F.col("event_timestamp") >= F.col("_from")) & (F.col("event_timestamp") < F.col("_to"))
     )
-    inside = (F.col("userId") == F.col("_user")) & (F.col("event_timestamp") >= F.col("_from")) & (F.col("event_timestamp") < F.col("_to"))
+    spans = spans.withColumnRenamed("userId", "_user")
     return [row["event_date"] for row in listens.join(spans, inside).select("event_date").distinct().collect()]
