@@ -58,6 +58,10 @@ BASE_CONF: dict[str, str] = {
     # launched 306 jobs downstream of raw instead of 176, 41 s instead of 31 s; on 1M events, warm, its
     # re-planning gained about 3% (60.6 s against 62.2-62.9 s), so a batch's toll decides.
     "spark.sql.adaptive.enabled": "false",
+    # Spark lists more than 32 paths of one read with a Spark job of its own (33 tasks for a 30-day table
+    # read whole by a batch's artist_popularity); reads name their files from the Delta log, and the
+    # driver looks up a few hundred of them sooner than a job starts.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "512",
     "spark.databricks.delta.snapshotPartitions": "1",
     "spark.databricks.delta.stats.collect.using.tableSchema": "false",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",

@@ -743,9 +743,13 @@ class WarehouseResource(ConfigurableResource):
     def replace_groups(self, table: Table, rows: DataFrame, group: str, touched: DataFrame) -> Commit:
         """Make the table's rows of the `touched` groups (one column, `group`) exactly `rows`, in one MERGE
         by the table's key: their `stale_rows` are deleted."""
-        stale = self.stale_rows(table, rows, group, touched)
-        source = rows.select(*stale.columns).withColumn("_stale", F.lit(False)).unionByName(stale.withColumn("_stale", F.lit(True)))
-        return self.merge(table, source, table.key, delete_marker="_stale")
+        rows = rows.cache()  # the stale rows' anti-join and the MERGE's source both read it: computed once
+        try:
+            stale = self.stale_rows(table, rows, group, touched)
+            source = rows.select(*stale.columns).withColumn("_stale", F.lit(False)).unionByName(stale.withColumn("_stale", F.lit(True)))
+            return self.merge(table, source, table.key, delete_marker="_stale")
+        finally:
+            rows.unpersist()
 
     def unchanged(self, table: Table, days: Sequence[date] = ()) -> Commit:
         """What a step that wrote nothing reports: no commit, and the rows the table holds."""
