@@ -92,8 +92,8 @@ def replayed(versions: DataFrame, since: DataFrame, observations: DataFrame) -> 
 
 
 def moved_spans(before: DataFrame, after: DataFrame) -> DataFrame:
-    """One row per user and span (`_from`, `_to`) whose instants fall in another version after than before:
-    a replaced version's whole span, and the end a kept version lost."""
+    """One row per user and span (`_from`, `_to`) whose instants fall in another version in `after` than
+    in `before`: a replaced version's whole span, and the end a kept version lost."""
     old = before.select("userId", "userKey", F.col("row_activation_ts").alias("_start"), F.col("row_expiration_ts").alias("_to"))
     new = after.select("userKey", F.col("row_expiration_ts").alias("_end"))
     moved = old.join(new, "userKey", "left").where(F.col("_end").isNull() | (F.col("_end") < F.col("_to")))
