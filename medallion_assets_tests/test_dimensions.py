@@ -128,7 +128,8 @@ def test_replaying_a_batch_from_the_versions_equals_rebuilding_from_every_event(
 
 def test_a_late_level_change_inside_a_version_moves_the_later_days_listens(spark):
     def at(day: date, level: str, topic: str = "listen_events", offset: int = 0) -> tuple:
-        return ("1", level, "Ada", "Lovelace", "F", datetime(2024, 1, 1), datetime.combine(day, datetime.min.time()) + timedelta(hours=9), topic, 0, offset, day)
+        nine = datetime.combine(day, datetime.min.time()) + timedelta(hours=9)
+        return ("1", level, "Ada", "Lovelace", "F", datetime(2024, 1, 1), nine, topic, 0, offset, day)
 
     d1, d2, d3 = DAYS[:3]
     upgrade = at(d2, "paid", "status_change_events", 2)  # arrives after d1 and d3 were built: free then, free since d1

@@ -535,7 +535,7 @@ class WarehouseResource(ConfigurableResource):
         """Within the block, when `few` (the caller knows its writes are small), `replace_days` and `merge`
         commit with delta-rs. Spark's Delta writer pays for its own snapshot, the replaceWhere file filter and the
         commit in jobs and driver time whatever the rows; collected to Arrow, the same rows cost one job.
-        The downstream run of a 10,000-event batch on 30 days of history took 13.3-14.5 s so in three
+        The downstream run of a 10,000-event batch on 30 days of history took 13.3-14.5 s in three
         batches of four (27.3 s in the fourth) against 18.4-22.1 s (two warehouses in one session, batches
         alternating), 74 Spark jobs against 92.
         Yields `few`."""
