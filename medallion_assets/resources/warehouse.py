@@ -310,12 +310,19 @@ class WarehouseResource(ConfigurableResource):
 
     _run_id: str | None = PrivateAttr(default=None)
     _few_rows: bool = PrivateAttr(default=False)  # see writing_few_rows
+    _snapshots: dict[str, RsDeltaTable] | None = PrivateAttr(default=None)  # the run's, by table path: see delta_rs
+    _snapshots_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Every run checks the root first, so a bad location fails before any table is touched; its
-        commits then name the run."""
+        commits then name the run, and its reads share one snapshot per table."""
         self.ensure_writable()
         self._run_id = context.run.run_id if context.run else None
+        self._snapshots = {}
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """The run's snapshots are let go."""
+        self._snapshots = None
 
     def ensure_writable(self) -> None:
         """Fail fast, naming the path, when a local warehouse root cannot be written."""
@@ -330,9 +337,52 @@ class WarehouseResource(ConfigurableResource):
     # -- reads ---------------------------------------------------------------------------------
 
     def delta_rs(self, table: Table, version: int | None = None) -> RsDeltaTable | None:
-        """The table (at `version`, default the latest) opened with delta-rs (no JVM), or None when it does not exist yet."""
+        """The table (at `version`, default the latest) opened with delta-rs (no JVM), or None when it does not exist yet.
+
+        Within a run, the table is opened once and that snapshot is shared by every step and thread that
+        reads it, instead of each read replaying the Delta log again (118 opens in the downstream run of a
+        10,000-event batch). The run's own writes move it forward: delta-rs commits through it, and after
+        a commit by Spark, or a write that met another writer's commit, it is opened again. A run thus reads
+        a table as of its first look or its own last write, not as of a commit another run made since.
+        """
+        if self._snapshots is None:  # outside a run: always the latest
+            return self._open(table, version)
+        with self._snapshots_lock:
+            latest = self._snapshots.get(table.path)
+        if latest is None:
+            latest = self._open(table)
+            if latest is None:
+                return None
+            with self._snapshots_lock:
+                latest = self._snapshots.setdefault(table.path, latest)
+        return latest if version is None or version == latest.version() else self._open(table, version)
+
+    def _open(self, table: Table, version: int | None = None) -> RsDeltaTable | None:
+        """The table read from its Delta log (at `version`, default the latest), or None when it does not exist yet."""
         uri, options = delta_rs_uri(self.uri(table)), self.storage_options()
         return RsDeltaTable(uri, version=version, storage_options=options) if RsDeltaTable.is_deltatable(uri, options) else None
+
+    def _forget(self, table: Table) -> None:
+        """Open the table again on its next read in this run: something other than its snapshot committed to it."""
+        with self._snapshots_lock:
+            if self._snapshots is not None:
+                self._snapshots.pop(table.path, None)
+
+    def _retrying(self, table: Table, write: Callable[[], Any], with_spark: bool = False) -> None:
+        """`retry_on_conflict`, each attempt after a conflict on a snapshot opened again; after a write `with_spark`
+        (whose commit the run's snapshot of the table does not hold) the table is opened again on next use."""
+        def attempt() -> None:
+            try:
+                write()
+            except Exception:
+                self._forget(table)
+                raise
+
+        try:
+            retry_on_conflict(table, attempt)
+        finally:
+            if with_spark:
+                self._forget(table)
 
     def version(self, table: Table) -> int:
         """The table's latest version, to read it more than once as one snapshot."""
@@ -343,6 +393,9 @@ class WarehouseResource(ConfigurableResource):
 
     def exists(self, table: Table) -> bool:
         """Whether the table has been written."""
+        with self._snapshots_lock:
+            if self._snapshots is not None and table.path in self._snapshots:
+                return True
         return RsDeltaTable.is_deltatable(delta_rs_uri(self.uri(table)), self.storage_options())
 
     def _missing(self, table: Table) -> str:
@@ -526,7 +579,7 @@ class WarehouseResource(ConfigurableResource):
                 .option("replaceWhere", predicate)
                 .option("userMetadata", token)
             )
-            retry_on_conflict(table, lambda: writer.save(self.uri(table)))
+            self._retrying(table, lambda: writer.save(self.uri(table)), with_spark=True)
         commit = self._commit(table, token, df, days)
         return replace(commit, observed=dict(observation.get)) if observation is not None else commit
 
@@ -564,7 +617,7 @@ class WarehouseResource(ConfigurableResource):
                 commit_properties=named(token),
             )
 
-        retry_on_conflict(table, write)
+        self._retrying(table, write)
 
     @staticmethod
     def _created_with(table: Table, delta: RsDeltaTable | None) -> dict[str, str | None] | None:
@@ -576,7 +629,7 @@ class WarehouseResource(ConfigurableResource):
         """Replace the whole table in one atomic commit."""
         token = self._token()
         writer = self._writer(table, df).mode("overwrite").option("overwriteSchema", "true").option("userMetadata", token)
-        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
+        self._retrying(table, lambda: writer.save(self.uri(table)), with_spark=True)
         return self._commit(table, token, df)
 
     def append_once(self, table: Table, data: pa.RecordBatchReader, transactions: Mapping[str, int]) -> Commit:
@@ -612,7 +665,7 @@ class WarehouseResource(ConfigurableResource):
                 commit_properties=named(self._token()),
             )
 
-        retry_on_conflict(table, write)
+        self._retrying(table, write)
 
     @contextlib.contextmanager
     def _sql_commits_named(self, token: str) -> Iterator[SparkSession]:
@@ -633,8 +686,11 @@ class WarehouseResource(ConfigurableResource):
         """RESTORE the table to a version (Delta SQL, so over Spark Connect too); None empties it (the version
         before the one that created it)."""
         name = self.sql_name(table)
-        with self._sql_commits_named(self._token()) as session:
-            session.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}" if version is not None else f"DELETE FROM {name}").collect()
+        try:
+            with self._sql_commits_named(self._token()) as session:
+                session.sql(f"RESTORE TABLE {name} TO VERSION AS OF {version}" if version is not None else f"DELETE FROM {name}").collect()
+        finally:
+            self._forget(table)
 
     def commit_transactions(self, table: Table, transactions: Mapping[str, int]) -> None:
         """Record transactions (app id -> version) in a commit of no rows (delta-rs): a lower version than
@@ -663,7 +719,7 @@ class WarehouseResource(ConfigurableResource):
             .option("txnVersion", version)
             .option("userMetadata", token)
         )
-        retry_on_conflict(table, lambda: writer.save(self.uri(table)))
+        self._retrying(table, lambda: writer.save(self.uri(table)), with_spark=True)
         return self._commit(table, token, df)
 
     def merge(
@@ -704,7 +760,7 @@ class WarehouseResource(ConfigurableResource):
                 session.sql(statement)
 
         try:
-            retry_on_conflict(table, attempt)
+            self._retrying(table, attempt, with_spark=True)
         finally:
             self.session.catalog.dropTempView(view)
 
@@ -731,7 +787,7 @@ class WarehouseResource(ConfigurableResource):
             merger = merger.when_matched_update_all(f"NOT ({same(update_if_changed)})" if update_if_changed else None, except_cols=skipped)
             merger.when_not_matched_insert_all(f'NOT s."{delete_marker}"' if delete_marker else None, except_cols=skipped).execute()
 
-        retry_on_conflict(table, attempt)
+        self._retrying(table, attempt)
 
     def stale_rows(self, table: Table, rows: DataFrame, group: str, touched: DataFrame) -> DataFrame:
         """The table's rows of the `touched` groups whose key `rows` no longer holds."""
