@@ -4,11 +4,13 @@ A table read through the warehouse gives what Spark's Delta reader gives (rows, 
 types): of some days, at a version, after a column was added, over a day with no files; a table whose
 protocol needs more than a plain reader is read by Spark's Delta reader. MERGEs on threads of one session
 each name their own commit. A small step's day writes and MERGEs, committed by delta-rs, leave what
-Spark's Delta writer and Delta SQL leave."""
+Spark's Delta writer and Delta SQL leave. Within a run, a read is built once per snapshot and days, and
+a write, by Spark or delta-rs, is read right after it commits."""
 
 import time
 from datetime import date
 
+from dagster import build_resources
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -131,3 +133,20 @@ def test_few_rows_merged_by_delta_rs_leave_what_sparks_merge_leaves(spark, tmp_p
     assert sorted(rows(spark_side.read(table)), key=str) == sorted(rows(arrow_side.read(table)), key=str) == sorted(expected, key=str)
     merged_by = {c["engineInfo"].split(":")[0].split("/")[0] for c in arrow_side.delta_rs(table).history() if c["operation"] == "MERGE"}
     assert merged_by == {"delta-rs"}
+
+
+def test_a_run_reads_a_snapshot_once_and_its_own_writes_after_they_commit(spark, tmp_path):
+    """Within a run, the same read is the same DataFrame until a write (Spark's or delta-rs's) commits."""
+    with build_resources({"warehouse": WarehouseResource(root=str(tmp_path))}) as resources:
+        warehouse: WarehouseResource = resources.warehouse
+        warehouse.overwrite(ARTISTS, spark.createDataFrame([("k1", "one")], "artistKey string, name string"))
+        first = warehouse.read(ARTISTS)
+        assert warehouse.read(ARTISTS) is first and rows(first) == [("k1", "one")]
+        warehouse.overwrite(ARTISTS, spark.createDataFrame([("k2", "two")], "artistKey string, name string"))  # Spark's writer
+        assert rows(warehouse.read(ARTISTS)) == [("k2", "two")]
+        with warehouse.writing_few_rows(True):
+            warehouse.merge(ARTISTS, spark.createDataFrame([("k3", "three")], "artistKey string, name string"), ["artistKey"])
+        assert rows(warehouse.read(ARTISTS)) == [("k2", "two"), ("k3", "three")]
+        assert rows(warehouse.read(ARTISTS, version=0)) == [("k1", "one")] and rows(first) == [("k1", "one")]
+        warehouse.merge(ARTISTS, spark.createDataFrame([("k4", "four")], "artistKey string, name string"), ["artistKey"])  # Delta SQL
+        assert rows(warehouse.read(ARTISTS)) == [("k2", "two"), ("k3", "three"), ("k4", "four")]
