@@ -351,6 +351,8 @@ class WarehouseResource(ConfigurableResource):
         10,000-event batch). The run's own writes move it forward: delta-rs commits through it, and after
         a commit by Spark, or a write that met another writer's commit, it is opened again. A run thus reads
         a table as of its first look or its own last write, not as of a commit another run made since.
+        Threads of one step write different tables (`side_by_side`), so no read meets a write of its own
+        table half-way through the shared snapshot.
         """
         if self._snapshots is None:  # outside a run: always the latest
             return self._open(table, version)
@@ -376,8 +378,9 @@ class WarehouseResource(ConfigurableResource):
                 self._snapshots.pop(table.path, None)
 
     def _retrying(self, table: Table, write: Callable[[], Any], with_spark: bool = False) -> None:
-        """`retry_on_conflict`, each attempt after a conflict on a snapshot opened again; after a write `with_spark`
-        (whose commit the run's snapshot of the table does not hold) the table is opened again on next use."""
+        """`retry_on_conflict`, each attempt after a failed one (a conflict) on the table opened again; after a
+        write `with_spark`, whose commit the run's snapshot does not hold, the table is opened again on next use."""
+
         def attempt() -> None:
             try:
                 write()
