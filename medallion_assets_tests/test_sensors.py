@@ -6,6 +6,7 @@ Raw is always a real Delta table written with delta-rs; only the broker's answer
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -27,6 +28,8 @@ from medallion_assets.orchestration.sensors.kafka_offsets import (
     batch_days,
     ingested,
     kafka_offsets_sensor,
+    lags_once_due,
+    topic_lags,
 )
 from medallion_assets.resources.kafka import KafkaUnavailableError
 from medallion_assets.sources import TOPIC_ASSETS
@@ -42,11 +45,12 @@ def prefix(kafka_bootstrap):
     return prefix
 
 
-def resources(bootstrap, prefix, root, threshold=1):
+def resources(bootstrap, prefix, root, threshold=1, wait_s=0.0):
+    """Sensor resources; a tick below the threshold skips at once unless `wait_s` says otherwise."""
     return {
         "kafka": KafkaResource(bootstrap_servers=bootstrap, topic_prefix=prefix),
         "warehouse": WarehouseResource(root=str(root)),
-        "kafka_sensor": KafkaSensorSettings(lag_threshold=threshold),
+        "kafka_sensor": KafkaSensorSettings(lag_threshold=threshold, wait_for_records_s=wait_s),
     }
 
 
@@ -137,6 +141,26 @@ def test_threshold_and_pending_ingestion_run_hold_the_request(kafka_bootstrap, p
     assert held.run_requests == [] and running.run_id in held.skip_message
 
 
+def test_a_tick_below_the_threshold_looks_again_as_soon_as_records_arrive(kafka_bootstrap, prefix, tmp_path):
+    listens = prefix + "listen_events"
+    produce(kafka_bootstrap, listens, {0: 2})
+    hold_in_raw(tmp_path, "listen_events", {0: [0, 1]})  # no lag
+    started = time.monotonic()
+    idle = tick(resources(kafka_bootstrap, prefix, tmp_path, wait_s=1.0))
+    assert idle.run_requests == [] and "lag 0 below threshold" in idle.skip_message
+    assert time.monotonic() - started >= 1.0  # it waited for records before skipping
+
+    producer = threading.Timer(1.0, produce, (kafka_bootstrap, listens, {1: 3}))
+    producer.start()
+    started = time.monotonic()
+    try:
+        [request] = tick(resources(kafka_bootstrap, prefix, tmp_path, wait_s=20.0)).run_requests
+    finally:
+        producer.join()
+    assert request.tags["medallion/lag.listen_events"] == "3" and request.tags["medallion/lag_total"] == "3"
+    assert time.monotonic() - started < 10  # at the records, not at the end of the wait
+
+
 @pytest.mark.fast
 def test_broker_down_skips_naming_the_broker_quickly(tmp_path):
     started = time.monotonic()
@@ -186,6 +210,15 @@ class StandInBroker(KafkaResource):
     high: dict[str, list[int]] = {}
     down: bool = False
     value: str = '{"i": 0}'
+    arrivals: list[dict[str, list[int]]] = []  # the watermarks after each wait for records, in order
+    waits: list[dict[str, dict[int, int]]] = []  # the offsets each wait started from
+
+    def wait_for_records(self, past, wait_s):
+        self.waits.append({name: dict(offsets) for name, offsets in past.items()})
+        if not self.arrivals:
+            return False
+        self.high.update(self.arrivals.pop(0))
+        return True
 
     def topic_watermarks(self, names, timeout_s=None):
         if self.down:
@@ -236,6 +269,24 @@ def test_stand_in_lag_whose_newest_records_have_a_day_is_one_run_from_raw_to_gol
 def test_stand_in_lag_whose_newest_records_have_no_day_only_ingests(tmp_path):
     [request] = tick(stand_in(tmp_path, {"listen_events": [3, 2]})).run_requests
     assert request.job_name == "ingest_job" and ASSET_PARTITION_RANGE_START_TAG not in request.tags
+
+
+@pytest.mark.fast
+def test_stand_in_a_tick_looks_again_at_each_arrival_until_the_lag_reaches_the_threshold(tmp_path):
+    arrivals = [{"listen_events": [2]}, {"listen_events": [4]}, {"listen_events": [9]}]
+    kafka = StandInBroker(bootstrap_servers="broker.invalid:9092", topic_prefix="x-", high={"listen_events": [1]}, arrivals=arrivals)
+    warehouse = WarehouseResource(root=str(tmp_path))
+    settings = KafkaSensorSettings(lag_threshold=3, wait_for_records_s=30)
+    lags = lags_once_due(kafka, warehouse, settings, topic_lags(kafka, warehouse, 1.0))
+    assert {lag.topic: lag.lag for lag in lags} == {t: 4 if t == "listen_events" else 0 for t in TOPICS}
+    assert [wait["listen_events"] for wait in kafka.waits] == [{0: 1}, {0: 2}]  # each from the end offsets last seen
+    assert kafka.arrivals == [{"listen_events": [9]}]  # no wait once the threshold is reached
+
+    quiet = StandInBroker(bootstrap_servers="broker.invalid:9092", topic_prefix="x-", high={"listen_events": [1]})
+    assert sum(lag.lag for lag in lags_once_due(quiet, warehouse, settings, topic_lags(quiet, warehouse, 1.0))) == 1
+    never = KafkaSensorSettings(lag_threshold=3, wait_for_records_s=0)
+    lags_once_due(quiet, warehouse, never, topic_lags(quiet, warehouse, 1.0))
+    assert len(quiet.waits) == 1  # a wait that found nothing ends the tick's waiting; a wait of 0 never waits
 
 
 @pytest.mark.fast

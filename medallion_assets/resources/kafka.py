@@ -41,6 +41,10 @@ BATCH_READ_SETTINGS = {
     "fetch.wait.max.ms": BATCH_FETCH_MAX_WAIT_MS,
 }
 
+# What a consumer that only waits for the next record asks per fetch: one small fetch, returned by the
+# broker as soon as a record arrives (fetch.min.bytes 1), so a burst is not read just to be dropped.
+WAIT_SETTINGS = {"max.partition.fetch.bytes": 65_536, "queued.min.messages": 1, "auto.offset.reset": "latest"}
+
 # One Kafka record per row, as a batch read returns them.
 RECORD_SCHEMA = pa.schema(
     [
@@ -171,6 +175,26 @@ class KafkaResource(ConfigurableResource):
         physical = {name: self.topic(name) for name in names}
         offsets = watermarks(self.settings(), list(physical.values()), timeout_s or self.timeout_s)
         return {name: offsets[topic] for name, topic in physical.items()}
+
+    def wait_for_records(self, past: Mapping[str, Mapping[int, int]], wait_s: float) -> bool:
+        """Whether a record at or past the offsets of `past` (logical topic -> partition -> offset) arrives within
+        wait_s: one consumer fetches from there and answers at the first record or client error, so the caller
+        looks again at once, instead of polling the watermarks."""
+        assignments = [TopicPartition(self.topic(name), p, offset) for name, offsets in past.items() for p, offset in offsets.items()]
+        if not assignments:
+            return False
+        consumer = Consumer(
+            {**self.settings(), **WAIT_SETTINGS, "group.id": "medallion-offsets", "enable.auto.commit": False}, logger=_QUIET
+        )
+        try:
+            consumer.assign(assignments)
+            deadline = time.monotonic() + wait_s
+            while (left := deadline - time.monotonic()) > 0:
+                if consumer.poll(min(left, 1.0)) is not None:  # a record, or an error the next look names
+                    return True
+            return False
+        finally:
+            consumer.close()
 
     def end_offsets(self, name: str) -> dict[int, tuple[int, int]]:
         """(low, high) watermark per partition of a logical topic."""

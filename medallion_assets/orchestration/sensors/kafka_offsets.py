@@ -51,6 +51,10 @@ from medallion_assets.topics import TOPICS
 TAG_PREFIX = "medallion/"
 # Topics are observed (end offsets, lag) at most this often, so a busy stream does not flood the event log.
 OBSERVE_INTERVAL_S = 60
+# A tick below the threshold waits this long for records: the daemon starts sensor ticks every 5 s
+# whatever their interval, so new records otherwise wait 2.5 s on average for a look; this leaves
+# about a second for the rest of the tick and the other sensors.
+WAIT_FOR_RECORDS_S = 4.0
 # Unfinished ingesting runs looked at per tick (a batch run past its raw steps does not hold the next one).
 PENDING_RUNS_LOOKED_AT = 10
 
@@ -66,6 +70,14 @@ class KafkaSensorSettings(ConfigurableResource):
     )
     broker_timeout_s: float = Field(
         default=5.0, gt=0, description="Seconds to wait for the broker before the tick skips, naming it."
+    )
+    wait_for_records_s: float = Field(
+        default=WAIT_FOR_RECORDS_S,
+        ge=0,
+        le=30,
+        description="Seconds a tick below the threshold waits for new records, looking again as soon as one "
+        "arrives; 0 skips at once. Dagster's daemon starts a tick at most every 5 s, so the default keeps the "
+        "sensor listening most of that time.",
     )
 
     @property
@@ -110,6 +122,18 @@ def topic_lags(kafka: KafkaResource, warehouse: WarehouseResource, timeout_s: fl
         held = raw_next_offsets(warehouse.delta_rs(RAW[topic]), kafka.topic(topic), offsets[topic])
         ranges = plan_ranges(offsets[topic], held)
         lags.append(TopicLag(topic, kafka.topic(topic), {r.partition: (r.start, r.end) for r in ranges}))
+    return lags
+
+
+def lags_once_due(kafka: KafkaResource, warehouse: WarehouseResource, settings: KafkaSensorSettings, lags: list[TopicLag]) -> list[TopicLag]:
+    """The lags, looked at again each time a record arrives past Kafka's end offsets, until they reach the
+    threshold or the tick has waited settings.wait_for_records_s."""
+    deadline = time.monotonic() + settings.wait_for_records_s
+    while sum(lag.lag for lag in lags) < settings.threshold and (left := deadline - time.monotonic()) > 0:
+        ends = {lag.topic: {p: end for p, (_, end) in lag.ranges.items()} for lag in lags}
+        if not kafka.wait_for_records(ends, left):
+            break
+        lags = topic_lags(kafka, warehouse, settings.broker_timeout_s)
     return lags
 
 
@@ -207,7 +231,8 @@ def ingestion_request(context: SensorEvaluationContext, kafka: KafkaResource, la
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Compares each topic-partition's end offset with the highest offset raw holds and, when the total lag "
-        "reaches the threshold, requests one run that ingests it and rebuilds the days of its newest records."
+        "reaches the threshold, requests one run that ingests it and rebuilds the days of its newest records. "
+        "Below the threshold, a tick waits a few seconds for new records and looks again as soon as one arrives."
     ),
 )
 def kafka_offsets_sensor(
@@ -218,7 +243,7 @@ def kafka_offsets_sensor(
 ) -> SensorResult | SkipReason:
     """One ingestion run per new set of end offsets; a tick replay gives the same run key."""
     try:
-        lags = topic_lags(kafka, warehouse, kafka_sensor.broker_timeout_s)
+        lags = lags_once_due(kafka, warehouse, kafka_sensor, topic_lags(kafka, warehouse, kafka_sensor.broker_timeout_s))
     except KafkaUnavailableError as error:
         return SkipReason(f"Kafka unreachable: {error}")
     for lag in lags:
