@@ -591,6 +591,13 @@ def history_figures(
     }
 
 
+def stop_session(spark: SparkSession | None) -> None:
+    """Stop this process's Spark session, if one runs."""
+    session = SparkSession.getActiveSession() or spark
+    if session is not None:
+        session.stop()
+
+
 def latency_on_topics(batches: int, prefix: str, bootstrap: str, settings: dict[str, str]) -> dict[str, Any]:
     """dev/latency.py's figures on topics of their own, deleted afterwards."""
     topics = [physical_topic(topic, prefix) for topic in TOPICS]
@@ -824,15 +831,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.memory_events:
             figures["raw_peak_rss_mib"] = raw_memory_figures(args.memory_events, prefix, bootstrap, settings)
         if args.latency:
+            # the dev stack brings its own Connect server: this process's session, idle from here on and holding
+            # what the runs above cached, is stopped first so that it does not share the two cores with it
+            stop_session(spark)
+            spark = None
             figures["latency"] = latency_on_topics(args.latency, f"{prefix}lat-", bootstrap, settings)
         figures.update(
             warehouse=str(warehouse) if args.keep else None,
             baseline_root=str(baseline_root) if args.keep else None,
         )
     finally:
-        session = SparkSession.getActiveSession() or spark
-        if session is not None:  # first: its executors' cached Kafka consumers would warn of the topics deleted next
-            session.stop()
+        stop_session(spark)  # first: its executors' cached Kafka consumers would warn of the topics deleted next
         if not args.keep:
             shutil.rmtree(warehouse, ignore_errors=True)
             shutil.rmtree(baseline_root, ignore_errors=True)
