@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.bronze.drift import UNEXPECTED_FIELDS, drift_results, rescued_per_day
-from medallion_assets.bronze.transform import duplicate_copies, flag, mark_duplicates, to_bronze
+from medallion_assets.bronze.transform import duplicate_copies, flag, mark_duplicates, mark_duplicates_in_one_pass, to_bronze
 from medallion_assets.ops.quality_log import QUARANTINE_TALLY
 from medallion_assets.quality.checks import samples_by
 from medallion_assets.quality.expectations import day_drop_outcomes, expectations_for
@@ -33,24 +33,23 @@ Event = MaterializeResult | AssetCheckEvaluation
 class Classified:
     """One topic's raw rows of the run's days at one raw version, each with its reject reason (None: kept).
 
-    Only the duplicate copies, a few keys, are kept in memory (checkpointed). The rows are not cached:
-    the quarantine write and the bronze write each read the days again (the quarantine one only its
-    columns), which costs less than building an in-memory copy of every row, and the pinned version
-    makes both see the same rows. What each wrote is then counted from what it holds: kept rows per
-    day from bronze's Delta log, rejected rows per (day, reason) from quarantine's few rows.
+    Many rows are classified in two passes: only the duplicate copies, a few keys, are kept in memory
+    (checkpointed), and the rows are not cached: the quarantine write and the bronze write each read
+    the days again (the quarantine one only its columns), which costs less than building an in-memory
+    copy of every row, and the pinned version makes both see the same rows. A step of few rows
+    (`WarehouseResource.few_rows`) classifies them in one pass, a window over whole rows, and caches
+    them: in memory they cost less than the two-pass jobs (a checkpoint of the copies, then a
+    broadcast of them into each write). What each write wrote is then counted from what it holds:
+    kept rows per day from bronze's Delta log, rejected rows per (day, reason) from quarantine's few
+    rows.
     """
 
     topic: str
     flagged: DataFrame  # before duplicates are marked: enough for what the drop rules rejected
-    copies: DataFrame  # `duplicate_copies` of `flagged`, checkpointed
+    rows: DataFrame  # every row with its final reject reason (duplicates marked)
     days: Sequence[date]
     raw_version: int
     rejected_counts: dict[tuple[date, str], int] | None = None  # from quarantine, when the step wrote it
-
-    @property
-    def rows(self) -> DataFrame:
-        """Every row with its final reject reason (duplicates marked)."""
-        return mark_duplicates(self.flagged, self.copies)
 
     def rejected(self) -> DataFrame:
         """The rows bronze does not keep, in quarantine's columns."""
@@ -67,10 +66,15 @@ class Classified:
 
 
 def classify_days(warehouse: WarehouseResource, kafka: KafkaResource, topic: str, days: Sequence[date]) -> Classified:
-    """Classify one topic's raw rows of the days, at raw's current version: one job finds the duplicates."""
+    """Classify one topic's raw rows of the days, at raw's current version: few in one pass, cached; many
+    in two, where one job finds the duplicates."""
     version = warehouse.version(RAW[topic])
     flagged = flag(warehouse.read(RAW[topic], days, version), topic, kafka.duration_unit)
-    return Classified(topic, flagged, duplicate_copies(flagged).localCheckpoint(), days, version)
+    if warehouse.few_rows:
+        rows = mark_duplicates_in_one_pass(flagged).cache()
+    else:
+        rows = mark_duplicates(flagged, duplicate_copies(flagged).localCheckpoint())
+    return Classified(topic, flagged, rows, days, version)
 
 
 def day_figures(tally: dict[tuple[date, str | None], int], days: Sequence[date]) -> dict[date, dict[str, int]]:
@@ -189,13 +193,17 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
     def writes() -> Iterator[Event]:
         session = warehouse.session  # the topics' reads and writes overlap on threads: most of a small one is driver time
         parts = side_by_side(session, [partial(classify_days, warehouse, kafka, topic, days) for topic in topics])
-        quarantined = None
-        if with_quarantine:  # first: its few rows then count and sample what every topic rejected
-            yield from write_quarantine(context, warehouse, parts, days)
-            quarantined = warehouse.read(QUARANTINE, days)
-        kept = [part for part in parts if BRONZE[part.topic].asset_key in selected]
-        for written in side_by_side(session, [partial(write_bronze, warehouse, part, quarantined) for part in kept]):
-            yield from written.report(context, days)
+        try:
+            quarantined = None
+            if with_quarantine:  # first: its few rows then count and sample what every topic rejected
+                yield from write_quarantine(context, warehouse, parts, days)
+                quarantined = warehouse.read(QUARANTINE, days)
+            kept = [part for part in parts if BRONZE[part.topic].asset_key in selected]
+            for written in side_by_side(session, [partial(write_bronze, warehouse, part, quarantined) for part in kept]):
+                yield from written.report(context, days)
+        finally:
+            for part in parts:
+                part.rows.unpersist()  # a no-op for rows classified in two passes
         if with_quarantine:
             yield from reconcile(warehouse, parts, days)
 

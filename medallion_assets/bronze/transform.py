@@ -68,10 +68,23 @@ def mark_duplicates(flagged: DataFrame, copies: DataFrame) -> DataFrame:
     ).drop("_duplicate")
 
 
-def classify(raw: DataFrame, topic: str, duration_unit: Literal["seconds", "milliseconds"] = "seconds") -> DataFrame:
+def mark_duplicates_in_one_pass(flagged: DataFrame) -> DataFrame:
+    """`flag`'s rows with every candidate whose DEDUP_KEY an earlier record of the topic has rejected as a
+    duplicate, by one window over whole rows: what `mark_duplicates` gives, for rows few enough that
+    shuffling them costs less than finding the copies first and joining them back."""
+    candidate = F.col("reject_reason").isNull()
+    first_copy = Window.partitionBy(candidate, *DEDUP_KEY).orderBy("kafka_partition", "kafka_offset")
+    return flagged.withColumn(
+        "reject_reason", F.when(candidate & (F.row_number().over(first_copy) > 1), F.lit(DUPLICATE)).otherwise(F.col("reject_reason"))
+    )
+
+
+def classify(
+    raw: DataFrame, topic: str, duration_unit: Literal["seconds", "milliseconds"] = "seconds", one_pass: bool = False
+) -> DataFrame:
     """Every raw row of the days with `reject_reason`: malformed, a drop expectation, duplicate or null (kept)."""
     flagged = flag(raw, topic, duration_unit)
-    return mark_duplicates(flagged, duplicate_copies(flagged))
+    return mark_duplicates_in_one_pass(flagged) if one_pass else mark_duplicates(flagged, duplicate_copies(flagged))
 
 
 def to_bronze(classified: DataFrame, topic: str) -> DataFrame:

@@ -606,6 +606,11 @@ class WarehouseResource(ConfigurableResource):
         commit = self._commit(table, token, df, days)
         return replace(commit, observed=dict(observation.get)) if observation is not None else commit
 
+    @property
+    def few_rows(self) -> bool:
+        """Whether the step at hand is one of few rows (within `writing_few_rows(True)`)."""
+        return self._few_rows
+
     @contextlib.contextmanager
     def writing_few_rows(self, few: bool) -> Iterator[bool]:
         """Within the block, when `few` (the caller knows its writes are small), `replace_days` and `merge`
