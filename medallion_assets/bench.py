@@ -5,11 +5,11 @@ The same events then go through a plain-PySpark baseline (baseline.py) twice: in
 its own, cold as a plain job starts (its Spark start included), and on this process's warm
 session; the pipeline's time with the JVM start is reported as a ratio to each. The pipeline then
 runs again on the warm session into a fresh warehouse, for a ratio of warm to warm. With --history-days N,
-one more batch is taken from Kafka to gold (below raw, the assets the sensors' run would select)
-on top of 1 day and of N days of history, to show whether a batch's cost follows the batch or the
-history. Each step's Spark jobs are counted. Raw is also run on its other engine (arrow or spark)
-from the same topics, and, in a fresh process each, on the Arrow path over a batch of 7 days and
-of 60 days, for its peak memory. With --latency N, N small batches go through the `make dev`
+one more batch is taken from Kafka to gold in the one run kafka_offsets_sensor would ask for
+(raw, and below it the assets and days that run would select) on top of 1 day and of N days of
+history, to show whether a batch's cost follows the batch or the history. Each step's Spark jobs
+are counted. Raw is also run on its other engine (arrow or spark) from the same topics, and, in a
+fresh process each, on the Arrow path over a batch of 7 days and of 60 days, for its peak memory. With --latency N, N small batches go through the `make dev`
 stack one after another (dev/latency.py), each timed from the producer's flush to gold.
 The figures are printed as a table, then as JSON on one line starting with `BENCH_JSON `.
 """
@@ -55,6 +55,7 @@ from medallion_assets.dev.latency import BATCH_EVENTS as LATENCY_BATCH_EVENTS
 from medallion_assets.dev.latency import latency_figures
 from medallion_assets.generator import GeneratorConfig, generate, write_kafka
 from medallion_assets.orchestration.jobs import PIPELINE
+from medallion_assets.orchestration.sensors.kafka_offsets import batch_days, newest_days, topic_lags
 from medallion_assets.orchestration.sensors.raw_to_gold import current_reference_assets, run_selection
 from medallion_assets.paths import REPO_ROOT
 from medallion_assets.resources.kafka import RAW_ENGINES, KafkaResource
@@ -277,6 +278,15 @@ def launch(
     return Launched(result, seconds, step_jobs)
 
 
+def run_steps(result: ExecuteInProcessResult) -> dict[str, float]:
+    """Seconds of each step of a run that succeeded, as Dagster timed it."""
+    return {
+        event.step_key: event.event_specific_data.duration_ms / 1000
+        for event in result.all_events
+        if event.is_step_success and event.step_key is not None
+    }
+
+
 def layer_figures(launched: Launched, events: int) -> LayerFigures:
     """Rows written, step durations and Spark jobs of one layer's run.
 
@@ -284,13 +294,11 @@ def layer_figures(launched: Launched, events: int) -> LayerFigures:
     whole run's `rows_written`, so the count is taken once per asset.
     """
     asset_rows: dict[str, int] = {}
-    steps: dict[str, float] = {}
     for event in launched.result.all_events:
         if event.is_step_materialization:
             count = event.step_materialization_data.materialization.metadata.get("rows_written")
             asset_rows[event.asset_key.to_user_string()] = int(count.value) if count is not None else 0
-        elif event.is_step_success and event.step_key is not None:
-            steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 2)
+    steps = {step: round(seconds, 2) for step, seconds in run_steps(launched.result).items()}
     seconds = round(launched.seconds, 2)
     return LayerFigures(
         seconds,
@@ -537,18 +545,25 @@ class History:
         )
 
     def take_batch(self) -> None:
-        """Time raw ingestion of the batch plus the downstream run of the days its records fall on."""
-        raw = launch(self.batch_day, self.batch_day, AssetSelection.groups("raw"), self.job, self.instance, self.context)
-        days = event_dates(raw.result) or [self.batch_day]
-        downstream = launch(days[0], days[-1], sensor_selection(self.instance), self.job, self.instance, self.context)
+        """Time the batch as kafka_offsets_sensor has it taken: one run that ingests it and carries the days of
+        its newest records from raw to gold (the days are found before the run, as the sensor finds them)."""
+        kafka = KafkaResource(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix)
+        store = WarehouseResource(root=str(self.warehouse))
+        span = batch_days(newest_days(kafka, topic_lags(kafka, store, ADMIN_TIMEOUT_S))) or (self.batch_day, self.batch_day)
+        selection = AssetSelection.groups("raw") | sensor_selection(self.instance)
+        run = launch(span[0], span[1], selection, self.job, self.instance, self.context)
+        steps = run_steps(run.result)
+        raw_steps = {step for step in steps if step.startswith("raw__")}
+        raw_seconds = sum(steps[step] for step in raw_steps)
         self.figures.update(
-            batch_days=[d.isoformat() for d in days],
-            raw_seconds=round(raw.seconds, 2),
-            downstream_seconds=round(downstream.seconds, 2),
-            batch_seconds=round(raw.seconds + downstream.seconds, 2),
+            batch_days=[d.isoformat() for d in event_dates(run.result)],
+            raw_seconds=round(raw_seconds, 2),
+            downstream_seconds=round(run.seconds - raw_seconds, 2),
+            batch_seconds=round(run.seconds, 2),
         )
-        if self.context is not None:
-            self.figures.update(raw_spark_jobs=raw.spark_jobs, downstream_spark_jobs=downstream.spark_jobs)
+        if run.step_jobs is not None:
+            raw_jobs = sum(n for step, n in run.step_jobs.items() if step in raw_steps)
+            self.figures.update(raw_spark_jobs=raw_jobs, downstream_spark_jobs=run.spark_jobs - raw_jobs)
 
     def clean_up(self) -> None:
         """Remove the warehouse and the topics (if they were created)."""
@@ -752,7 +767,7 @@ def print_table(figures: dict[str, Any]) -> None:
     if history:
         one, many = history["runs"]["1_day"], history["runs"]["n_days"]
         print(f"  one batch on top of history ({history['events_per_day']:,} events per day of history, "
-              f"batch on {history['batch_day']}; raw ingestion + downstream run of the batch's days):")
+              f"batch on {history['batch_day']}; one run ingests it and carries its days to gold: its raw steps + the rest):")
         for label, run in ((f"{'1 day':>8}", one), (f"{history['days']:>2} days", many)):
             print(f"    {label}: {run['batch_events']:,} events in {run['batch_seconds']:.2f} s "
                   f"(raw {run['raw_seconds']:.2f} + downstream {run['downstream_seconds']:.2f})"
