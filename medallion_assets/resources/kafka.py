@@ -25,6 +25,20 @@ _QUIET = logging.getLogger("medallion_assets.kafka_client")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
+# A new librdkafka client holds its first request until its "sparse connect" interval has passed,
+# half of reconnect.backoff.ms (default 100 ms): a watermark query or a small read took 54 ms where
+# 2.5 ms would do, and a batch creates such a client for every topic in the sensor and in raw. At
+# 10 ms the wait is librdkafka's floor of 11 ms; a broker that is down is still retried with
+# exponential backoff up to reconnect.backoff.max.ms.
+CONSUMER_SETTINGS = {"reconnect.backoff.ms": 10}
+
+
+def consumer(settings: Mapping[str, object]) -> Consumer:
+    """A librdkafka consumer of the settings, connecting without the default first-request delay, logging only
+    to the caller (who reports the outcome once)."""
+    return Consumer({**settings, **CONSUMER_SETTINGS}, logger=_QUIET)
+
+
 # A batch read ends at offsets that already exist, yet the Java consumer's last fetch of each read
 # task waits for more data up to fetch.max.wait.ms (Kafka's default 500 ms). That wait was most of
 # a small read: 1,210 records took 1.2 s to read with the default and 0.19 s with 10 ms.
@@ -101,12 +115,12 @@ def watermarks(
 
     Raises KafkaUnavailableError naming the broker when it does not answer within timeout_s.
     """
-    consumer = Consumer({**settings, "group.id": "medallion-offsets", "enable.auto.commit": False}, logger=_QUIET)
+    client = consumer({**settings, "group.id": "medallion-offsets", "enable.auto.commit": False})
     try:
-        metadata = consumer.list_topics(timeout=timeout_s)
+        metadata = client.list_topics(timeout=timeout_s)
         return {
             topic: {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+                p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
                 for p in sorted(metadata.topics[topic].partitions)
             }
             if topic in metadata.topics
@@ -118,7 +132,7 @@ def watermarks(
             f"Kafka broker {settings['bootstrap.servers']} did not answer within {timeout_s:g} s: {error}"
         ) from error
     finally:
-        consumer.close()
+        client.close()
 
 
 class KafkaResource(ConfigurableResource):
@@ -183,18 +197,16 @@ class KafkaResource(ConfigurableResource):
         assignments = [TopicPartition(self.topic(name), p, offset) for name, offsets in past.items() for p, offset in offsets.items()]
         if not assignments:
             return False
-        consumer = Consumer(
-            {**self.settings(), **WAIT_SETTINGS, "group.id": "medallion-offsets", "enable.auto.commit": False}, logger=_QUIET
-        )
+        client = consumer({**self.settings(), **WAIT_SETTINGS, "group.id": "medallion-offsets", "enable.auto.commit": False})
         try:
-            consumer.assign(assignments)
+            client.assign(assignments)
             deadline = time.monotonic() + wait_s
             while (left := deadline - time.monotonic()) > 0:
-                if consumer.poll(min(left, 1.0)) is not None:  # a record, or an error the next look names
+                if client.poll(min(left, 1.0)) is not None:  # a record, or an error the next look names
                     return True
             return False
         finally:
-            consumer.close()
+            client.close()
 
     def end_offsets(self, name: str) -> dict[int, tuple[int, int]]:
         """(low, high) watermark per partition of a logical topic."""
@@ -211,9 +223,9 @@ class KafkaResource(ConfigurableResource):
         remaining = {p: end for p, (start, end) in ranges.items() if end > start}
         settings = {**self.settings(), **BATCH_READ_SETTINGS, "group.id": "medallion-raw", "enable.auto.commit": False,
                     "auto.offset.reset": "error", "enable.partition.eof": True}
-        consumer = Consumer(settings, logger=_QUIET)
+        client = consumer(settings)
         try:
-            consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
+            client.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
             batch: list[Message] = []
             position = {p: ranges[p][0] for p in remaining}  # the next offset each partition's range still holds
             heard = time.monotonic()
@@ -221,7 +233,7 @@ class KafkaResource(ConfigurableResource):
                 # at most what the ranges still hold: consume returns as soon as that many arrived, where a larger
                 # count would wait out the timeout on every small batch
                 left = sum(end - position[p] for p, end in remaining.items())
-                messages = consumer.consume(num_messages=max(1, min(chunk_rows, 100_000, left)), timeout=1.0)
+                messages = client.consume(num_messages=max(1, min(chunk_rows, 100_000, left)), timeout=1.0)
                 if messages:
                     heard = time.monotonic()
                 elif time.monotonic() - heard > self.timeout_s:
@@ -243,14 +255,14 @@ class KafkaResource(ConfigurableResource):
                     # that holds no record, as a compacted topic's or a transaction marker's)
                     if offset >= (end - 1 if error is None else end):
                         del remaining[partition]
-                        consumer.pause([TopicPartition(topic, partition)])
+                        client.pause([TopicPartition(topic, partition)])
                 if len(batch) >= chunk_rows:
                     yield record_table(topic, batch)
                     batch = []
             if batch:
                 yield record_table(topic, batch)
         finally:
-            consumer.close()
+            client.close()
 
     def read_batch(
         self, session: SparkSession, name: str, starting: str = "earliest", ending: str = "latest", partitions: Sequence[int] = ()
