@@ -9,8 +9,9 @@ one more batch is taken from Kafka to gold in the one run kafka_offsets_sensor w
 (raw, and below it the assets and days that run would select) on top of 1 day and of N days of
 history, to show whether a batch's cost follows the batch or the history. Each step's Spark jobs
 are counted. Raw is also run on its other engine (arrow or spark) from the same topics, and, in a
-fresh process each, on the Arrow path over a batch of 7 days and of 60 days, for its peak memory. With --latency N, N small batches go through the `make dev`
-stack one after another (dev/latency.py), each timed from the producer's flush to gold.
+fresh process each, on the Arrow path over a batch of 7 days and of 60 days, for its peak memory.
+With --latency N, N small batches go through the `make dev` stack one after another
+(dev/latency.py), each timed from the producer's flush to gold.
 The figures are printed as a table, then as JSON on one line starting with `BENCH_JSON `.
 """
 
@@ -279,7 +280,7 @@ def launch(
 
 
 def run_steps(result: ExecuteInProcessResult) -> dict[str, float]:
-    """Seconds of each step of a run that succeeded, as Dagster timed it."""
+    """Seconds of each step of a run that succeeded, as Dagster timed them."""
     return {
         event.step_key: event.event_specific_data.duration_ms / 1000
         for event in result.all_events
