@@ -130,12 +130,15 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     if days is None or not warehouse.exists(DIM_USERS):
         bronze = [warehouse.read(BRONZE[t]) for t in TOPICS]
         return publish(warehouse, DIM_USERS, build_dim_users(bronze)).result(refresh="full")
-    recent = {t: warehouse.read(BRONZE[t], warehouse.days_from(BRONZE[t], days[0])) for t in TOPICS}
+    recent_days = {t: warehouse.days_from(BRONZE[t], days[0]) for t in TOPICS}
+    recent = {t: warehouse.read(BRONZE[t], recent_days[t]) for t in TOPICS}
+    # only listens on days the run does not rebuild can be stale; a batch of the newest days has none to look at
+    later = [d for d in recent_days[LISTENS.name] if d not in days]
     since = first_seen([df.where(F.col("event_date").isin(days)) for df in recent.values()]).cache()
     before = of_groups(warehouse.read(DIM_USERS), "userId", since)
     versions = versions_of(replayed(before, since, user_observations(list(recent.values())))).cache()
     try:
-        stale = sorted(set(days_in_spans(recent[LISTENS.name], moved_spans(before, versions))) - set(days))
+        stale = sorted(days_in_spans(warehouse.read(LISTENS, later), moved_spans(before, versions))) if later else []
         merge = lambda kept: warehouse.replace_groups(DIM_USERS, kept, "userId", since)  # noqa: E731
         published = publish(warehouse, DIM_USERS, versions, merge=merge)
     finally:
