@@ -111,11 +111,15 @@ class Written:
         yield from daily_report(context, self.commit, days, self.evaluations, self.metadata, self.day_figures)
 
 
-def write_bronze(warehouse: WarehouseResource, part: Classified, quarantined: DataFrame | None) -> Written:
-    """Write one topic's kept rows over its days; evaluate each drop rule per day (a failing rule's sample
-    from `quarantined`, the quarantine rows of the days, when written) and the drift check."""
+def write_bronze(warehouse: WarehouseResource, part: Classified) -> Commit:
+    """Write one topic's kept rows over its days, each day's rows with unexpected fields observed by the write."""
+    return warehouse.replace_days(BRONZE[part.topic], to_bronze(part.rows, part.topic), part.days, observe=rescued_per_day(part.days))
+
+
+def bronze_report(warehouse: WarehouseResource, part: Classified, commit: Commit, quarantined: DataFrame | None) -> Written:
+    """One topic's bronze write, with each drop rule evaluated per day (a failing rule's sample from
+    `quarantined`, the quarantine rows of the days, when written) and the drift check."""
     table, days = BRONZE[part.topic], part.days
-    commit = warehouse.replace_days(table, to_bronze(part.rows, part.topic), days, observe=rescued_per_day(days))
     tally = part.tally(commit.day_rows)
     outcomes = day_drop_outcomes(table, tally, days)
     failing = {rule.name for rule, per_day in outcomes.items() for o in per_day.values() if not rule.check.passed(o)}
@@ -143,11 +147,8 @@ def holds_undated(warehouse: WarehouseResource, part: Classified) -> bool:
     return any(day is None or outside_reason(day, malformed=False) is not None for day in days)
 
 
-def write_quarantine(
-    context: AssetExecutionContext, warehouse: WarehouseResource, parts: Sequence[Classified], days: Sequence[date]
-) -> Iterator[Event]:
-    """Write every topic's rejects of the days and the raw rows no partition processes; count them per
-    (day, topic, reason) into each part."""
+def write_quarantine(warehouse: WarehouseResource, parts: Sequence[Classified], days: Sequence[date]) -> Commit:
+    """Write every topic's rejects of the days and the raw rows no partition processes."""
     undated = [
         outside_partitions(warehouse.read(RAW[p.topic], version=p.raw_version).where(outside_partitions_predicate()))  # partition pruning: no day scan
         .withColumn("topic", F.lit(p.topic)).withColumnRenamed("reason", "reject_reason").select(*QUARANTINE.column_names)
@@ -155,7 +156,13 @@ def write_quarantine(
         if holds_undated(warehouse, p)
     ]
     rows = reduce(DataFrame.unionByName, [*undated, *(p.rejected() for p in parts)])
-    commit = warehouse.replace_days(QUARANTINE, rows, days, outside_partitions_predicate())
+    return warehouse.replace_days(QUARANTINE, rows, days, outside_partitions_predicate())
+
+
+def quarantine_report(
+    context: AssetExecutionContext, warehouse: WarehouseResource, parts: Sequence[Classified], days: Sequence[date], commit: Commit
+) -> Iterator[Event]:
+    """Quarantine's write, its rows counted per (day, topic, reason) into each part."""
     counts = warehouse.group_rows(QUARANTINE, days, ("event_date", "topic", "reject_reason"))  # its few rows, JVM-free
     for p in parts:
         p.rejected_counts = {(day, reason): n for (day, topic, reason), n in counts.items() if topic == p.topic}
@@ -194,12 +201,17 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
         session = warehouse.session  # the topics' reads and writes overlap on threads: most of a small one is driver time
         parts = side_by_side(session, [partial(classify_days, warehouse, kafka, topic, days) for topic in topics])
         try:
-            quarantined = None
-            if with_quarantine:  # first: its few rows then count and sample what every topic rejected
-                yield from write_quarantine(context, warehouse, parts, days)
-                quarantined = warehouse.read(QUARANTINE, days)
             kept = [part for part in parts if BRONZE[part.topic].asset_key in selected]
-            for written in side_by_side(session, [partial(write_bronze, warehouse, part, quarantined) for part in kept]):
+            # every table's write side by side, quarantine's too: the rows are classified once, and all
+            # the writes read them (from memory when few)
+            quarantine = [partial(write_quarantine, warehouse, parts, days)] if with_quarantine else []
+            commits = side_by_side(session, [*quarantine, *(partial(write_bronze, warehouse, part) for part in kept)])
+            quarantined = None
+            if with_quarantine:  # its few rows then count and sample what every topic rejected
+                yield from quarantine_report(context, warehouse, parts, days, commits.pop(0))
+                quarantined = warehouse.read(QUARANTINE, days)
+            reports = [partial(bronze_report, warehouse, part, commit, quarantined) for part, commit in zip(kept, commits)]
+            for written in side_by_side(session, reports):
                 yield from written.report(context, days)
         finally:
             for part in parts:
