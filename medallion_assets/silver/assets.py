@@ -86,8 +86,20 @@ def publish(
     rows to `merge`), and evaluate the table's checks on what it now holds."""
     tagged = rows.withColumn("reject_reason", first_violation(expectations_for(table, "drop"))).cache()
     written: DataFrame | None = None
+
+    def write() -> tuple[Commit, DataFrame]:
+        """The commit, and the rows the checks read: the cached rows an overwrite wrote, or the merged table."""
+        nonlocal written
+        kept = tagged.where(F.col("reject_reason").isNull()).drop("reject_reason")
+        if merge is None:
+            written = build(kept).cache()
+            return warehouse.overwrite(table, written), written
+        return merge(kept), warehouse.read(table)
+
     try:
-        tally = {r["reject_reason"]: r["count"] for r in tagged.groupBy("reject_reason").count().collect()}
+        # the tally of reject reasons and the write both read the tagged rows: the first to need them caches them
+        counted, (commit, checked) = side_by_side(warehouse.session, [tagged.groupBy("reject_reason").count().collect, write])
+        tally = {r["reject_reason"]: r["count"] for r in counted}
         total = sum(tally.values())
         failing = [e.name for e in expectations_for(table, "drop") if not e.check.passed(Outcome(tally.get(e.name, 0), total))]
         samples = (
@@ -95,14 +107,6 @@ def publish(
             if failing
             else {}
         )
-        kept = tagged.where(F.col("reject_reason").isNull()).drop("reject_reason")
-        if merge is None:  # the checks read the cached rows the overwrite wrote, not a new snapshot
-            written = build(kept).cache()
-            commit = warehouse.overwrite(table, written)
-            checked = written
-        else:
-            commit = merge(kept)
-            checked = warehouse.read(table)
         # the expectations and the invariants are separate small queries: they run side by side
         measures = invariants(table, checked)
         outcomes, *measured = side_by_side(
