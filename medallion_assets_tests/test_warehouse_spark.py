@@ -5,8 +5,11 @@ types): of some days, at a version, after a column was added, over a day with no
 protocol needs more than a plain reader is read by Spark's Delta reader. MERGEs on threads of one session
 each name their own commit. A small step's day writes and MERGEs, committed by delta-rs, leave what
 Spark's Delta writer and Delta SQL leave. Within a run, a read is built once per snapshot and days, and
-a write, by Spark or delta-rs, is read right after it commits."""
+a write, by Spark or delta-rs, is read right after it commits. Jobs side by side that fill one cache
+log no warning."""
 
+import subprocess
+import sys
 import time
 from datetime import date
 
@@ -82,6 +85,33 @@ def test_merges_side_by_side_each_name_their_own_commit(spark, tmp_path):
     assert [c.version for c in commits] == [1, 1] and [c.operation for c in commits] == ["MERGE", "MERGE"]
     for table in tables:
         assert rows(warehouse.read(table)) == [("a", 2), ("b", 3)]
+
+
+# Two jobs side by side fill one cache, then the block manager logs that warning and another, in a
+# session of the pipeline's own: the JVM writes its log to the stderr it started with.
+SHARED_CACHE = """
+from pyspark.sql import functions as F
+from medallion_assets.resources.spark import build_session, side_by_side
+spark = build_session(shuffle_partitions=2, driver_memory="1g")
+hashes = spark.range(0, 3_000_000, 1, 1).select(F.sha2(F.col("id").cast("string"), 256).alias("h")).cache()
+counted, (longest,) = side_by_side(spark, [hashes.count, lambda: hashes.agg(F.max(F.length("h"))).collect()])
+print(counted, longest[0])
+blocks = spark._jvm.org.apache.logging.log4j.LogManager.getLogger("org.apache.spark.storage.BlockManager")
+blocks.warn("Block rdd_0_0 already exists on this machine; not re-adding it")
+blocks.warn("a warning of the block manager")
+spark.stop()
+"""
+
+
+def test_jobs_side_by_side_that_fill_one_cache_log_no_warning():
+    """The second job's task waits for the block the first job's task is writing and reads it: Spark logs
+    that it does not add the block again, which the session's log configuration keeps out; the block
+    manager's other warnings still show."""
+    done = subprocess.run([sys.executable, "-c", SHARED_CACHE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["3000000", "64"]
+    assert "not re-adding" not in done.stderr
+    assert "WARN BlockManager: a warning of the block manager" in done.stderr
 
 
 def test_few_rows_committed_by_delta_rs_leave_what_sparks_writer_leaves(spark, tmp_path):

@@ -140,7 +140,9 @@ def dim_users(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     later = [d for d in recent_days[LISTENS.name] if d not in days]
     since = first_seen([df.where(F.col("event_date").isin(days)) for df in recent.values()]).cache()
     before = of_groups(warehouse.read(DIM_USERS), "userId", since)
-    versions = versions_of(replayed(before, since, user_observations(list(recent.values())))).cache()
+    versions = versions_of(replayed(before, since, user_observations(list(recent.values()))))
+    if later:  # read twice: by the stale-day look and by the write (which caches its own tagged copy)
+        versions = versions.cache()
     try:
         stale = sorted(days_in_spans(warehouse.read(LISTENS, later), moved_spans(before, versions))) if later else []
         merge = lambda kept: warehouse.replace_groups(DIM_USERS, kept, "userId", since)  # noqa: E731
