@@ -206,11 +206,12 @@ def bronze(context: AssetExecutionContext, kafka: KafkaResource, warehouse: Ware
             # the writes read them (from memory when few)
             quarantine = [partial(write_quarantine, warehouse, parts, days)] if with_quarantine else []
             commits = side_by_side(session, [*quarantine, *(partial(write_bronze, warehouse, part) for part in kept)])
+            topic_commits = commits[len(quarantine):]  # quarantine's commit, when written, comes first
             quarantined = None
             if with_quarantine:  # its few rows then count and sample what every topic rejected
-                yield from quarantine_report(context, warehouse, parts, days, commits.pop(0))
+                yield from quarantine_report(context, warehouse, parts, days, commits[0])
                 quarantined = warehouse.read(QUARANTINE, days)
-            reports = [partial(bronze_report, warehouse, part, commit, quarantined) for part, commit in zip(kept, commits)]
+            reports = [partial(bronze_report, warehouse, part, commit, quarantined) for part, commit in zip(kept, topic_commits)]
             for written in side_by_side(session, reports):
                 yield from written.report(context, days)
         finally:
